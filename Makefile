@@ -1,0 +1,45 @@
+# mlops.deploy — the README's two commands are `make demo` and `make test`.
+# Every target sets up what it needs first (idempotent; the second run skips it).
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+ROOT := $(CURDIR)
+VENV := $(ROOT)/.venv
+export PATH := $(VENV)/bin:$(PATH)
+export ANSIBLE_COLLECTIONS_PATH := $(ROOT)/.build/collections
+export ANSIBLE_CONFIG := $(ROOT)/tests/ansible.cfg
+export DOCKER_BUILDKIT := 0
+
+.PHONY: help setup test lint ansible-lint sanity unit integration sandbox-test \
+        sandbox-up sandbox-down build lock clean
+
+help:
+	@echo "make demo         sandbox up, model deployed to a local fleet and tested"
+	@echo "make test         every test layer, in order, stopping at the first failure"
+	@echo "make lint | ansible-lint | sanity | unit | integration | sandbox-test   one layer"
+	@echo "make sandbox-up | sandbox-down   the local AWS stand-in (.sandbox/env)"
+	@echo "make build        the collection tarball"
+
+setup:
+	@tools/setup.sh
+
+test: setup
+	@tools/run-tests.sh all
+
+lint ansible-lint sanity unit integration sandbox-test: setup
+	@tools/run-tests.sh $@
+
+sandbox-up: setup
+	@mlops-sandbox up
+
+sandbox-down:
+	@if [ -x $(VENV)/bin/mlops-sandbox ]; then mlops-sandbox down; else echo "sandbox: nothing set up"; fi
+
+build: setup
+	@ansible-galaxy collection build --force --output-path .build/dist . >/dev/null
+	@ls .build/dist/mlops-deploy-*.tar.gz
+
+lock:
+	@tools/lock.sh
+
+clean: sandbox-down
+	rm -rf .build .cache .pytest_cache .ruff_cache tests/output

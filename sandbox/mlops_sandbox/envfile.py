@@ -1,0 +1,38 @@
+"""The export lines any AWS client needs to talk to the sandbox."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+from .config import Config
+
+# moto accepts any credentials; these are obviously fake and never real secrets.
+DUMMY_KEY_ID = "testing"
+DUMMY_SECRET = "testing"  # noqa: S105
+
+
+def exports(config: Config, extra: dict[str, str] | None = None) -> dict[str, str]:
+    values = {
+        "AWS_ENDPOINT_URL": config.moto_url,
+        "AWS_REGION": config.region,
+        "AWS_DEFAULT_REGION": config.region,
+        "AWS_ACCESS_KEY_ID": DUMMY_KEY_ID,
+        "AWS_SECRET_ACCESS_KEY": DUMMY_SECRET,
+        # No instance metadata service on the machine running the clients.
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_PAGER": "",
+        "MLOPS_SANDBOX_NAME": config.name,
+        "MLOPS_SANDBOX_ACCOUNT_ID": config.account_id,
+    }
+    values.update(extra or {})
+    return values
+
+
+def write(config: Config, extra: dict[str, str] | None = None) -> Path:
+    path = config.env_file
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = ["# Written by `make sandbox-up`; source it: `. .sandbox/env`"]
+    lines += [f"export {k}={shlex.quote(v)}" for k, v in exports(config, extra).items()]
+    path.write_text("\n".join(lines) + "\n")
+    return path

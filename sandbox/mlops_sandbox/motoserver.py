@@ -1,0 +1,49 @@
+"""moto in server mode: every AWS service the sandbox needs, over HTTP."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+
+from .config import Config
+from .process import Daemon, SandboxError, free_port, http_ok, wait_until
+
+MARKER = "mlops_sandbox.moto_main"
+
+
+class MotoServer:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.daemon = Daemon("moto", config.state_dir, config.log_dir)
+
+    @property
+    def health_url(self) -> str:
+        return f"{self.config.moto_url}/moto-api/"
+
+    def healthy(self) -> bool:
+        return http_ok(self.health_url)
+
+    def up(self) -> str:
+        if self.daemon.pid() and self.healthy():
+            return f"moto already up on :{self.config.moto_port} (pid {self.daemon.pid()})"
+        self.daemon.stop()
+        free_port(self.config.moto_port, MARKER)
+        pid = self.daemon.start(
+            [sys.executable, "-m", MARKER, "-H", self.config.bind_host, "-p", str(self.config.moto_port)],
+            env={"MOTO_ALLOW_NONEXISTENT_REGION": "false"},
+        )
+        wait_until(self.healthy, 60, f"moto server (pid {pid}) on :{self.config.moto_port}", self.daemon.log_tail)
+        return f"moto up on :{self.config.moto_port} (pid {pid}, log {self.daemon.logfile})"
+
+    def down(self) -> str:
+        stopped = self.daemon.stop()
+        # Someone else's process on the port is not ours to stop; up() says so.
+        with contextlib.suppress(SandboxError):
+            free_port(self.config.moto_port, MARKER)
+        return "moto stopped" if stopped else "moto was not running"
+
+    def status(self) -> str:
+        pid = self.daemon.pid()
+        if pid and self.healthy():
+            return f"moto: up on :{self.config.moto_port} (pid {pid})"
+        return "moto: down"

@@ -1,0 +1,95 @@
+"""Bring-up, idempotence, leftovers and teardown of the sandbox (moto server part)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+
+from mlops_sandbox.process import listening_pids, pid_alive, wait_until
+
+from .conftest import BIN
+
+
+def _pid(cli) -> int:
+    return int((cli.state_dir / "moto.pid").read_text())
+
+
+def test_up_is_usable_by_the_aws_cli_and_idempotent(sandbox_cli):
+    first = sandbox_cli("up")
+    assert first.returncode == 0, first.stderr
+    assert f"moto up on :{sandbox_cli.port}" in first.stdout
+    pid = _pid(sandbox_cli)
+    assert listening_pids(sandbox_cli.port) == {pid}
+
+    # A real client none of us wrote, configured only by the exports in the env file.
+    env = {**os.environ, **sandbox_cli.exports()}
+    env.pop("AWS_PROFILE", None)
+    who = subprocess.run(
+        [str(BIN / "aws"), "sts", "get-caller-identity", "--output", "json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert who.returncode == 0, who.stderr
+    assert json.loads(who.stdout)["Account"] == "123456789012"
+
+    again = sandbox_cli("up")
+    assert again.returncode == 0, again.stderr
+    assert "already up" in again.stdout
+    assert _pid(sandbox_cli) == pid
+
+
+def test_up_clears_a_leftover_server_whose_state_was_lost(sandbox_cli):
+    assert sandbox_cli("up").returncode == 0
+    old = _pid(sandbox_cli)
+    # A clean clone elsewhere has no pid file; the old server still holds the port.
+    (sandbox_cli.state_dir / "moto.pid").unlink()
+    result = sandbox_cli("up")
+    assert result.returncode == 0, result.stderr
+    new = _pid(sandbox_cli)
+    assert new != old
+    assert not pid_alive(old)
+    assert listening_pids(sandbox_cli.port) == {new}
+
+
+def test_up_refuses_to_kill_a_foreign_process_on_its_port(sandbox_cli):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    sandbox_cli.env["MLOPS_SANDBOX_MOTO_PORT"] = str(port)
+    foreign = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until(lambda: foreign.pid in listening_pids(port), 30, "http.server listening")
+        result = sandbox_cli("up")
+        assert result.returncode == 1
+        assert f"port {port} is in use by pid {foreign.pid}" in result.stderr
+        assert "not part of the sandbox" in result.stderr
+        assert "Traceback" not in result.stderr
+        assert foreign.poll() is None  # still running: not ours to stop
+        assert not sandbox_cli.env_file.exists()
+    finally:
+        foreign.send_signal(signal.SIGTERM)
+        foreign.wait(timeout=10)
+
+
+def test_down_leaves_nothing_behind(sandbox_cli):
+    assert sandbox_cli("up").returncode == 0
+    pid = _pid(sandbox_cli)
+    result = sandbox_cli("down")
+    assert result.returncode == 0, result.stderr
+    assert "moto stopped" in result.stdout
+    assert not pid_alive(pid)
+    assert listening_pids(sandbox_cli.port) == set()
+    assert not sandbox_cli.env_file.exists()
+    # And down again is fine.
+    assert sandbox_cli("down").returncode == 0

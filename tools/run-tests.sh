@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Runs the test layers in order, stopping at the first failure. Each layer prints
+# one summary line: "== <layer>: PASS|FAIL in <s>s — <what it saw>".
+# Usage: tools/run-tests.sh all | lint | ansible-lint | sanity | unit | sandbox-test | integration | molecule
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+export PATH=$ROOT/.venv/bin:$PATH
+export ANSIBLE_COLLECTIONS_PATH=$ROOT/.build/collections
+export ANSIBLE_CONFIG=$ROOT/tests/ansible.cfg
+export DOCKER_BUILDKIT=0
+OUT=$ROOT/.build/test-logs
+mkdir -p "$OUT"
+
+ALL=(lint ansible-lint sanity unit sandbox-test integration)
+
+summary() { printf '== %-13s %s in %ss — %s\n' "$1:" "$2" "$3" "$4"; }
+
+# pytest: exit code 5 (nothing collected) is a failure of the suite, like any non-zero.
+pytest_layer() {
+  local name=$1; shift
+  local log=$OUT/$name.log rc
+  pytest "$@" 2>&1 | tee "$log"
+  rc=${PIPESTATUS[0]}
+  LAYER_INFO=$(grep -E '^(=+ )?[0-9]+ (passed|failed|error).* in [0-9.]+s|no tests ran' "$log" | tail -n1 | sed -E 's/^=+ //; s/ =+$//')
+  if [ "$rc" -eq 5 ]; then LAYER_INFO="no tests collected (pytest exit 5): the layer tested nothing"; fi
+  return "$rc"
+}
+
+layer_lint() {
+  local files dirs=()
+  for d in plugins sandbox tests tools bench; do [ -d "$d" ] && dirs+=("$d"); done
+  ruff check --output-format concise "${dirs[@]}" || return 1
+  ruff format --check "${dirs[@]}" || { echo "ruff format: run 'ruff format ${dirs[*]}' to fix" >&2; return 1; }
+  yamllint -s . || return 1
+  files=$(git ls-files '*.py' | wc -l)
+  LAYER_INFO="ruff clean on $files Python files, yamllint clean on $(git ls-files '*.yml' '*.yaml' | wc -l) YAML files"
+}
+
+layer_ansible-lint() {
+  local log=$OUT/ansible-lint.log
+  ansible-lint --profile production --offline --nocolor 2>&1 | tee "$log"
+  local rc=${PIPESTATUS[0]}
+  LAYER_INFO=$(grep -E '^(Passed|Failed):' "$log" | tail -n1 | sed -E "s/ Profile 'production' was required.*//")
+  return "$rc"
+}
+
+layer_sanity() { tools/sanity.sh; local rc=$?; LAYER_INFO=$(cat "$OUT/sanity.summary" 2>/dev/null); return $rc; }
+
+layer_unit() { pytest_layer unit tests/unit -q -p no:cacheprovider; }
+
+layer_sandbox-test() {
+  mlops-sandbox up || return 1
+  pytest_layer sandbox-test sandbox/tests -q -p no:cacheprovider
+}
+
+layer_integration() {
+  mlops-sandbox up || return 1
+  pytest_layer integration tests/integration -q -p no:cacheprovider
+}
+
+run_layer() {
+  local name=$1 start rc
+  start=$SECONDS
+  LAYER_INFO=""
+  echo "---- $name"
+  "layer_$name"
+  rc=$?
+  local line
+  line=$(summary "$name" "$([ $rc -eq 0 ] && echo PASS || echo FAIL)" $((SECONDS - start)) "${LAYER_INFO:-exit code $rc}")
+  echo "$line"
+  echo "$line" >>"$OUT/summary.txt"
+  return $rc
+}
+
+layers=("$@")
+[ "${layers[0]:-all}" = all ] && layers=("${ALL[@]}")
+: >"$OUT/summary.txt"
+total=$SECONDS
+for layer in "${layers[@]}"; do
+  declare -F "layer_$layer" >/dev/null || { echo "unknown layer: $layer (one of: ${ALL[*]})" >&2; exit 2; }
+  if ! run_layer "$layer"; then
+    echo; echo "Summary:"; cat "$OUT/summary.txt"
+    echo "FAILED at layer '$layer' after $((SECONDS - total))s; logs in .build/test-logs/"
+    exit 1
+  fi
+done
+echo; echo "Summary:"; cat "$OUT/summary.txt"
+echo "ALL PASSED (${layers[*]}) in $((SECONDS - total))s"
