@@ -29,7 +29,7 @@ pytest_layer() {
 
 layer_lint() {
   local files dirs=()
-  for d in plugins sandbox tests tools bench; do [ -d "$d" ] && dirs+=("$d"); done
+  for d in plugins sandbox tests tools bench demo; do [ -d "$d" ] && dirs+=("$d"); done
   ruff check --output-format concise "${dirs[@]}" || return 1
   ruff format --check "${dirs[@]}" || { echo "ruff format: run 'ruff format ${dirs[*]}' to fix" >&2; return 1; }
   yamllint -s . || return 1
@@ -47,7 +47,7 @@ layer_ansible-lint() {
 
 layer_sanity() { tools/sanity.sh; local rc=$?; LAYER_INFO=$(cat "$OUT/sanity.summary" 2>/dev/null); return $rc; }
 
-layer_unit() { pytest_layer unit tests/unit -q -p no:cacheprovider; }
+layer_unit() { pytest_layer unit tests/unit demo/tests -q -p no:cacheprovider; }
 
 layer_sandbox-test() {
   mlops-sandbox up || return 1

@@ -16,7 +16,7 @@ mkdir -p "$dest"
 # Files of the collection as the build sees them (tracked and new, not ignored), minus
 # what galaxy.yml's build_ignore leaves out of the collection.
 git ls-files -z --cached --others --exclude-standard \
-  | grep -zvE '^(sandbox|tools|bench|\.ci)/|^(Makefile|pyproject\.toml|requirements-dev\.(txt|lock)|\.gitignore)$' \
+  | grep -zvE '^(sandbox|tools|bench|demo|\.ci)/|^(Makefile|pyproject\.toml|requirements-dev\.(txt|lock)|\.gitignore)$' \
   | xargs -0 -I{} cp --parents -P {} "$dest/" 2>/dev/null
 site=$("$ROOT/.venv/bin/python" -c 'import ansible_collections, os; print(os.path.dirname(ansible_collections.__file__))' 2>/dev/null \
   || "$ROOT/.venv/bin/python" -c 'import ansible_collections; print(list(ansible_collections.__path__)[0])')
