@@ -13,6 +13,7 @@ the module); everything else is testable with captured responses.
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from datetime import UTC, datetime, timedelta
@@ -338,11 +339,27 @@ class FilterSource:
 # -------------------------------------------------------------------- reader
 
 
+class RetryingCalls:
+    """Makes every call through ``client`` ask for retries (``aws_retry=True``).
+
+    The client AnsibleAWSModule.client() returns with a ``retry_decorator`` retries
+    (jittered backoff on throttling) only the calls that pass ``aws_retry=True``.
+    """
+
+    def __init__(self, client):
+        self._client = client
+
+    def __getattr__(self, name):
+        return functools.partial(getattr(self._client, name), aws_retry=True)
+
+
 class LogReader:
-    """What cloudwatch_tail does, given a boto3 ``logs`` client (with retries)."""
+    """What cloudwatch_tail does, given a ``logs`` client from
+    ``AnsibleAWSModule.client(..., retry_decorator=AWSRetry.jittered_backoff())``;
+    every call it makes is retried on throttling."""
 
     def __init__(self, client, region=None):
-        self.client = client
+        self.client = RetryingCalls(client)
         self.region = region or "the configured region"
 
     # -- existence checks, each with a message that says what to do

@@ -30,6 +30,12 @@ def load_model(path: str) -> tuple[Model | None, str | None]:
         return None, f"model {path} did not load: {exc}"
 
 
+class Server(ThreadingHTTPServer):
+    # The default listen backlog (5) stalls clients for a second under concurrency 10.
+    request_queue_size = 128
+    daemon_threads = True
+
+
 class Handler(BaseHTTPRequestHandler):
     model: Model | None = None
     load_error: str | None = None
@@ -92,7 +98,8 @@ def main() -> int:
             ),
             flush=True,
         )
-    ThreadingHTTPServer(("0.0.0.0", port), Handler).serve_forever()  # noqa: S104 - container port
+    server = Server(("0.0.0.0", port), Handler)  # noqa: S104 - container port
+    server.serve_forever()
     return 0
 
 

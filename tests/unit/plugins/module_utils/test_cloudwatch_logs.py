@@ -327,3 +327,29 @@ def test_follow_stops_at_max_events():
     )
     assert result["stopped_by"] == "max_events"
     assert len(result["events"]) == 3
+
+
+class RecordingLogs(GrowingLogs):
+    def __init__(self):
+        super().__init__(appear_after_reads=0, total=1)
+        self.kwargs = []
+
+    def describe_log_groups(self, **params):
+        self.kwargs.append(params)
+        return super().describe_log_groups(**params)
+
+    def describe_log_streams(self, **params):
+        self.kwargs.append(params)
+        return super().describe_log_streams(**params)
+
+    def get_log_events(self, **params):
+        self.kwargs.append(params)
+        return super().get_log_events(**params)
+
+
+def test_every_call_of_the_reader_asks_for_retries():
+    """amazon.aws's retrying client retries only calls passing aws_retry=True."""
+    client = RecordingLogs()
+    cw.LogReader(client).read("g", {"log_stream": "c1/i-1/runShellScript/stdout"})
+    assert len(client.kwargs) >= 3
+    assert all(params.get("aws_retry") is True for params in client.kwargs)
