@@ -171,10 +171,13 @@ def read_collection_tarball(path: str) -> tuple[dict, dict[str, dict]]:
     """
     try:
         return _read_collection(path)
+    except tarfile.ReadError:
+        problem = "it is not a tar archive"
     except (OSError, tarfile.TarError) as exc:
-        raise BundleError(
-            "cannot read the collection tarball %s (%s); build it with 'ansible-galaxy collection build'" % (path, exc)
-        ) from None
+        problem = getattr(exc, "strerror", None) or str(exc)
+    raise BundleError(
+        "cannot read the collection tarball %s (%s); build it with 'ansible-galaxy collection build'" % (path, problem)
+    )
 
 
 def _read_collection(path: str) -> tuple[dict, dict[str, dict]]:
