@@ -13,7 +13,7 @@ description:
   - Makes sure two deploys never run against one environment at once. The lock is one SSM
     parameter (by default C(/mlops/<env>/deploy-lock)) whose value is JSON
     C({owner, run_id, release, acquired_at, expires_at}).
-  - O(state=present) takes the lock by creating the parameter with C(Overwrite=False): SSM
+  - O(state=present) takes the lock by creating the parameter with C(Overwrite=False); SSM
     creates it for exactly one of several runs that try at the same moment and answers
     C(ParameterAlreadyExists) to the others, so the race has one winner.
   - When another run holds the lock, the module waits up to O(wait) seconds for it (re-reading

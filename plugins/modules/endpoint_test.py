@@ -10,7 +10,7 @@ module: endpoint_test
 short_description: Functional test and short stress test of HTTP endpoints (a deployed model API)
 version_added: 0.1.0
 description:
-  - B(Functional test) - sends one request (a known payload) to each URL and checks the answer:
+  - B(Functional test) - sends one request (a known payload) to each URL and checks the answer -
     its status is one of O(status_code), its JSON contains O(expect_json), its text matches
     O(expect_regex). Fails with a message that names each URL, what came back and what was expected.
   - B(Stress test) (optional, O(stress)) - once the functional test passed, sends
@@ -40,8 +40,8 @@ options:
     type: raw
   body_format:
     description:
-      - V(json) sends O(body) as JSON with C(Content-Type: application/json) (unless O(headers) sets
-        one); V(raw) sends it as it is.
+      - V(json) sends O(body) as JSON with the header C(Content-Type) set to C(application/json) (unless
+        O(headers) sets one); V(raw) sends it as it is.
     type: str
     choices: [json, raw]
     default: json
@@ -114,7 +114,7 @@ attributes:
     description:
       - The requests are sent in check mode too - they are probes that the module expects to change
         nothing on the endpoint (a prediction request, a health check). Skip the task in check
-        mode (C(when: not ansible_check_mode)) when they would change something.
+        mode (C(when) V(not ansible_check_mode)) when they would change something.
   diff_mode:
     support: none
     description: Nothing is changed, so there is nothing to diff.

@@ -12,7 +12,7 @@ version_added: 0.1.0
 description:
   - Zips a staging directory (the playbook, C(ansible.cfg), compose files, release vars...)
     into a release bundle that C(AWS-ApplyAnsiblePlaybooks) downloads and unzips on each instance.
-  - B(Deterministic) - the same input files give the same zip bytes, so the same RV(sha256):
+  - B(Deterministic) - the same input files give the same zip bytes, so the same RV(sha256) -
     entries are sorted by path, every timestamp is 1980-01-01 00:00:00, permissions are
     normalised to C(0644) (C(0755) when the source file had an execute bit), no owner, user,
     host or directory entry is stored, and the compression level is fixed. Copies of the
@@ -77,7 +77,7 @@ options:
         required: true
   exclude:
     description:
-      - Shell patterns (C(fnmatch)) of names left out of O(src): a file or directory is left
+      - Shell patterns (C(fnmatch)) of names left out of O(src) - a file or directory is left
         out when any part of its path matches one (V(__pycache__) drops every such directory).
       - Set to V([]) to keep everything.
     type: list

@@ -13,7 +13,7 @@ description:
   - Reads the release records that M(mlops.deploy.release_record) wrote, from the history of
     the record parameter (C(GetParameterHistory), fully paginated; SSM keeps the last 100 versions).
   - Returns, per endpoint, the history newest first, the RV(current) release, the RV(previous)
-    one - what a rollback goes back to: the newest B(successful) release older than the current
+    one - what a rollback goes back to, the newest B(successful) release older than the current
     one with another release id - and the RV(last_successful) one.
   - Looks up a named release (O(release_id), for a rollback to it or a promotion of it), or
     the release that was running at a given time (O(at)). O(since) and O(until) narrow
@@ -37,12 +37,12 @@ options:
     type: str
   release_id:
     description:
-      - Find this release in the history (RV(release)): its newest successful record, or its
+      - Find this release in the history (RV(release)) - its newest successful record, or its
         newest record when it never succeeded. V(null) when it is not there.
     type: str
   at:
     description:
-      - Find the release that was current at this time (RV(release)): the newest record
+      - Find the release that was current at this time (RV(release)) - the newest record
         written at or before it.
       - An ISO 8601 time (V(2026-11-17T15:00:00Z); without a zone it is UTC), a relative age
         (V(30m), V(2h), V(3d), V(1w)), V(now), or an epoch in seconds or milliseconds.
@@ -51,10 +51,14 @@ options:
     description:
       - Only history entries written at or after this time (same forms as O(at)).
     type: str
+    aliases: [start_time]
   until:
     description:
       - Only history entries written before this time (same forms as O(at)).
+      - The alias O(end_time) reads the same and keeps ansible-lint from taking a templated
+        value for the task keyword C(until).
     type: str
+    aliases: [end_time]
 notes:
   - Needs C(ssm:GetParameterHistory) and, without O(endpoint), C(ssm:GetParametersByPath).
   - The time of an entry is when SSM stored it (C(LastModifiedDate)), not the controller's clock.
@@ -245,8 +249,8 @@ def main():
             "name": {"type": "str"},
             "release_id": {"type": "str"},
             "at": {"type": "str"},
-            "since": {"type": "str"},
-            "until": {"type": "str"},
+            "since": {"type": "str", "aliases": ["start_time"]},
+            "until": {"type": "str", "aliases": ["end_time"]},
         },
         supports_check_mode=True,
         mutually_exclusive=[["name", "env"], ["name", "endpoint"], ["release_id", "at"]],

@@ -215,7 +215,7 @@ def test_stress_options_checked_before_sending(options, message):
 def replay(answers):
     """A sender answering per URL from a table: (status, text) or an exception."""
 
-    def sender(url, method, data, headers, timeout, validate_certs):
+    def sender(url, method, data, headers, timeout):
         answer = answers[url]
         if isinstance(answer, BaseException):
             raise answer
