@@ -87,6 +87,9 @@ notes:
   - A file named C(MANIFEST.sha256) in the input is an error (the bundle writes its own),
     and so is a path that two inputs would both fill (for example a staged file where the
     collection goes).
+  - C(AWS-ApplyAnsiblePlaybooks) unzips every C(.zip) file it finds in its download directory,
+    nested ones included; a zip inside the bundle would be unzipped too on the instance, and
+    M(mlops.deploy.release_verify) would then refuse the files it adds.
   - The zip is built in memory; a bundle is meant to be small (playbooks, configuration and
     a collection), the images travel through the registry.
   - The bytes depend on the zlib that compresses them; controllers with another zlib version
