@@ -25,6 +25,10 @@ def exports(config: Config, extra: dict[str, str] | None = None) -> dict[str, st
         "MLOPS_SANDBOX_NAME": config.name,
         "MLOPS_SANDBOX_ACCOUNT_ID": config.account_id,
     }
+    if config.registry_enabled:
+        # The ECR stand-in: image names start with this; its CA for clients that need it.
+        values["MLOPS_SANDBOX_ECR_REGISTRY"] = config.registry_address
+        values["MLOPS_SANDBOX_REGISTRY_CA"] = str(config.registry_ca)
     values.update(extra or {})
     return values
 

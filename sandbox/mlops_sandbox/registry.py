@@ -25,11 +25,13 @@ import contextlib
 import datetime
 import ipaddress
 import json
+import os
 import secrets
 import shutil
 import socket
 import ssl
 import subprocess
+import tempfile
 from pathlib import Path
 
 from cryptography import x509
@@ -130,6 +132,25 @@ def bridge_gateway_ip() -> str:
                 with contextlib.suppress(ValueError):
                     return str(ipaddress.ip_interface(word).ip)
     raise SandboxError(f"cannot find the address of Docker's bridge ({iface}); is the engine running?")
+
+
+def engine_resolves(address: str) -> bool:
+    """Whether the Docker engine reaches the registry by name (its resolver re-reads
+    /etc/hosts only every few seconds): a pull without credentials gets the registry's
+    "no basic auth credentials" once it does, "no such host" before."""
+    with tempfile.TemporaryDirectory(prefix="mlops-sandbox-probe-") as empty:
+        try:
+            result = subprocess.run(
+                ["docker", "pull", f"{address}/mlops-sandbox/resolve-probe:none"],
+                env={**os.environ, "DOCKER_CONFIG": empty},
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            )
+        except (OSError, subprocess.SubprocessError):
+            return False
+    return "no such host" not in result.stderr and "basic auth" in result.stderr
 
 
 def registry_http_status(connect_host: str, port: int, server_name: str, cafile: Path, timeout: float = 2.0) -> int:
@@ -305,10 +326,12 @@ class Registry:
         # JSON is YAML; the registry reads either.
         self.config_file.write_text(json.dumps(settings, indent=2) + "\n")
 
-    def _update_hosts(self, gateway: str) -> None:
+    def _update_hosts(self, gateway: str) -> bool:
         try:
             text = HOSTS_FILE.read_text()
-            rewrite_in_place(HOSTS_FILE, hosts_with_block(text, self.config.name, {self.config.ecr_host: gateway}))
+            return rewrite_in_place(
+                HOSTS_FILE, hosts_with_block(text, self.config.name, {self.config.ecr_host: gateway})
+            )
         except OSError as exc:
             raise SandboxError(f"cannot map {self.config.ecr_host} in {HOSTS_FILE} ({exc}); run as root") from exc
 
@@ -341,10 +364,13 @@ class Registry:
             (self.dir / "data").mkdir(exist_ok=True)
             pid = self.daemon.start(["docker-registry", "serve", str(self.config_file)])
             wait_until(self.healthy, 30, f"registry (pid {pid}) on :{port}", self.daemon.log_tail)
-        self._update_hosts(gateway)
+        hosts_changed = self._update_hosts(gateway)
         self._install_ca_for_engine()
-        # Through the name, as every client will reach it.
+        # Through the name, as every client will reach it, the engine included.
         wait_until(lambda: self._status(host) == 401, 10, f"registry through {host}", self.daemon.log_tail)
+        if hosts_changed:
+            address = self.config.registry_address
+            wait_until(lambda: engine_resolves(address), 30, f"the Docker engine resolving {host}")
         state = "already up" if running and not reissued else "up"
         return (
             f"registry {state} at https://{self.config.registry_address} -> {gateway} (pid {self.daemon.pid()}, "
