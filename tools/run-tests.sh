@@ -39,7 +39,9 @@ layer_lint() {
 
 layer_ansible-lint() {
   local log=$OUT/ansible-lint.log
-  ansible-lint --profile production --offline --nocolor 2>&1 | tee "$log"
+  # ANSIBLE_HOME of the checkout: ansible-lint puts ~/.ansible/collections first, where a
+  # copy of this collection installed by another tool (molecule) would shadow this checkout.
+  ANSIBLE_HOME=$ROOT/.ansible ansible-lint --profile production --offline --nocolor 2>&1 | tee "$log"
   local rc=${PIPESTATUS[0]}
   LAYER_INFO=$(grep -E '^(Passed|Failed):' "$log" | tail -n1 | sed -E "s/ Profile 'production' was required.*//")
   return "$rc"

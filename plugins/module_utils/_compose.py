@@ -197,6 +197,32 @@ def split_image_ref(ref):
     return name, tag, digest or None
 
 
+def stale_images(refs, local, registry_digest, tolerate_errors=False):
+    """Services whose image must be pulled: ``{service: registry digest}``.
+
+    ``local``: service -> image summary or None; ``registry_digest(ref)`` asks the
+    registry (through the engine, nothing pulled) and raises DeployError when it cannot.
+    An image pinned by digest and present is never stale. With ``tolerate_errors`` a
+    registry that cannot answer marks the image stale with digest None, so that the pull
+    itself reports why.
+    """
+    stale = {}
+    for service, ref in sorted(refs.items()):
+        image = local.get(service)
+        if split_image_ref(ref)[2] and image:
+            continue
+        try:
+            digest = registry_digest(ref)
+        except DeployError:
+            if not tolerate_errors:
+                raise
+            stale[service] = None
+            continue
+        if not image or digest not in [digest_of(d) for d in image["repo_digests"]]:
+            stale[service] = digest
+    return stale
+
+
 def _repo_forms(repo):
     """Docker shows Docker Hub images without ``docker.io/`` and ``library/``."""
     forms = {repo}
@@ -475,7 +501,7 @@ def rollback_override(pins):
 
 def plan_prune(images, repos, in_use, keep):
     """Image references to remove: per repository of the project, everything but the
-    ``keep`` newest images and those any container uses.
+    first ``keep`` images (those in use first, then the newest) and those any container uses.
 
     ``images``: ``docker image inspect``-like dicts (Id, Created, RepoTags, RepoDigests).
     Returns ``[{"image": id, "refs": [refs to remove], "repository": repo}]``.
@@ -483,19 +509,21 @@ def plan_prune(images, repos, in_use, keep):
     plan = []
     for repo in sorted(set(repos)):
         forms = _repo_forms(repo)
-
-        def refs_of(image, forms=forms):
-            tags = [t for t in image.get("RepoTags") or [] if split_image_ref(t)[0] in forms]
-            digests = [d for d in image.get("RepoDigests") or [] if d.partition("@")[0] in forms]
-            return digests + tags
-
-        mine = [image for image in images if refs_of(image)]
-        mine.sort(key=lambda image: (image.get("Created") or "", image["Id"]), reverse=True)
+        mine = [image for image in images if _refs_in(image, forms)]
+        # Images in use first (kept anyway, and counted), then the newest.
+        mine.sort(key=lambda image: (image["Id"] in in_use, image.get("Created") or 0, image["Id"]), reverse=True)
         for image in mine[keep:]:
             if image["Id"] in in_use:
                 continue
-            plan.append({"image": image["Id"], "refs": refs_of(image), "repository": repo})
+            plan.append({"image": image["Id"], "refs": _refs_in(image, forms), "repository": repo})
     return plan
+
+
+def _refs_in(image, forms):
+    """An image's references (digests first, then tags) that belong to one repository."""
+    tags = [t for t in image.get("RepoTags") or [] if split_image_ref(t)[0] in forms]
+    digests = [d for d in image.get("RepoDigests") or [] if d.partition("@")[0] in forms]
+    return digests + tags
 
 
 # --------------------------------------------------------------------------- sources
@@ -566,6 +594,31 @@ def prepare_source(src, expected_sha256, project, directory, s3_get):
 
 
 # --------------------------------------------------------------------------- adapters
+
+
+PLUGIN_DIRS = (
+    "/usr/local/lib/docker/cli-plugins",
+    "/usr/local/libexec/docker/cli-plugins",
+    "/usr/lib/docker/cli-plugins",
+    "/usr/libexec/docker/cli-plugins",
+)
+
+
+def compose_command(environ, home=None, is_executable=None):
+    """How to run compose: the v2 CLI plugin binary where docker looks for it, run directly
+    (one process instead of the docker CLI starting the plugin), else ``docker compose``.
+
+    Docker's search order: ``$DOCKER_CONFIG/cli-plugins`` (``~/.docker/cli-plugins``
+    without DOCKER_CONFIG), then the system plugin directories.
+    """
+    is_executable = is_executable or (lambda path: os.path.isfile(path) and os.access(path, os.X_OK))
+    home = home or os.path.expanduser("~")
+    config_dir = environ.get("DOCKER_CONFIG") or os.path.join(home, ".docker")
+    for directory in (os.path.join(config_dir, "cli-plugins"),) + PLUGIN_DIRS:
+        candidate = os.path.join(directory, "docker-compose")
+        if is_executable(candidate):
+            return [candidate]
+    return ["docker", "compose"]
 
 
 class ComposeCli:
@@ -763,9 +816,13 @@ class Deployment:
         self.commands.append(result["cmd"])
         return result
 
-    def _pull(self, refs, targets):
+    def _pull(self, refs):
+        """Pull the images whose registry digest is not local yet (compose pull for those)."""
         before = self._local_images(refs)
-        result = self._track(self.compose.pull([s for s in targets if s in refs]))
+        stale = stale_images(refs, before, self.engine.registry_digest, tolerate_errors=True)
+        if not stale:
+            return before
+        result = self._track(self.compose.pull(sorted(stale)))
         events = parse_events(result["stderr"]) + parse_events(result["stdout"])
         outcome = pull_outcome(events)
         after = self._local_images(refs)
@@ -790,18 +847,18 @@ class Deployment:
         return after
 
     def _would_pull(self, refs, local):
-        """Check mode: the registry's digest for each image, compared with what is local."""
-        remote = {}
-        for service, ref in sorted(refs.items()):
-            if split_image_ref(ref)[2] and local.get(service):
-                continue  # pinned by digest and present
-            digest = self.engine.registry_digest(ref)
+        """Check mode: the images whose registry digest is not local (nothing is pulled)."""
+        remote = stale_images(refs, local, self.engine.registry_digest)
+        for service, digest in sorted(remote.items()):
             image = local.get(service)
-            if not image or digest not in [digest_of(d) for d in image["repo_digests"]]:
-                remote[service] = digest
-                self.actions["pulled"].append(
-                    {"service": service, "image": ref, "from": image and (image["digest"] or image["id"]), "to": digest}
-                )
+            self.actions["pulled"].append(
+                {
+                    "service": service,
+                    "image": refs[service],
+                    "from": image and (image["digest"] or image["id"]),
+                    "to": digest,
+                }
+            )
         return remote
 
     def _snapshot(self, project):
@@ -949,7 +1006,7 @@ class Deployment:
                 return self._finish(base, before, targets, refs, plan=plan)
 
             if self.opts.get("pull", True) and refs:
-                self._pull(refs, targets)
+                self._pull(refs)
             result = self._track(self.compose.up(targets))
             events = parse_events(result["stderr"]) + parse_events(result["stdout"])
             after = self._snapshot(project)

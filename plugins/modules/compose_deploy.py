@@ -11,12 +11,13 @@ short_description: Deploy a docker compose project with health checks, rollback 
 version_added: 0.1.0
 description:
   - Deploys a compose project on the host the module runs on, in this order, stopping at
-    the first failure
+    the first failure.
   - "1. B(Source): the compose file O(src), a local path (from the release bundle) or an
     C(s3://bucket/key) URL downloaded with boto3; its sha256 is checked when O(sha256) is given."
-  - "2. B(Pull): C(docker compose pull) of the services' images, the local image and its
-    registry digest recorded before and after. A failed pull stops the deploy: nothing
-    running is touched."
+  - "2. B(Pull): the registry's digest of each service's image is asked through the engine
+    (nothing downloaded); the images whose digest is not local yet are pulled with
+    C(docker compose pull), the local image and its digest recorded before and after. A
+    failed pull stops the deploy: nothing running is touched."
   - "3. B(Up): C(docker compose up --detach). Compose recreates a container only when its
     image or its configuration changed; a repeated run of the same release restarts nothing."
   - "4. B(Health): waits, with its own polling loop, until every container of the deployed
@@ -36,9 +37,11 @@ description:
   - RV(ignore:changed) says what really happened, from the engine's containers and images
     before and after (container IDs, start times, image IDs and digests), with compose's
     C(--progress json) events beside it in RV(compose_events).
-  - Uses the compose v2 CLI plugin (C(docker compose), 2.29.1 or later; checked, with a clear
-    message when missing or too old) to act and the Docker engine API (docker SDK for Python)
-    to look.
+  - Uses the compose v2 CLI plugin (2.29.1 or later; checked, with a clear message when missing
+    or too old) to act, and the Docker engine API (docker SDK for Python) to look. The plugin
+    binary is run directly from where docker finds it (C($DOCKER_CONFIG/cli-plugins),
+    C(~/.docker/cli-plugins), C(/usr/local/lib/docker/cli-plugins),
+    C(/usr/libexec/docker/cli-plugins), ...), else as C(docker compose).
 author:
   - mlops.deploy developers (@mlops-deploy)
 requirements:
@@ -120,12 +123,13 @@ options:
   prune:
     description:
       - After a successful deploy, remove images of the project's repositories that no
-        container uses, keeping the newest O(keep_images) per repository.
+        container uses, keeping O(keep_images) per repository.
     type: bool
     default: true
   keep_images:
     description:
-      - Images kept per repository by O(prune), counting the one in use.
+      - Images kept per repository by O(prune), counting the ones in use first, then the
+        newest (by creation time). V(1) keeps only what runs; V(2) also the image before it.
     type: int
     default: 2
   docker_config:
@@ -346,6 +350,7 @@ from ansible_collections.mlops.deploy.plugins.module_utils._compose import (
     DeployError,
     Deployment,
     Engine,
+    compose_command,
     parse_s3_url,
     prepare_source,
 )
@@ -410,6 +415,7 @@ def main():
                 project=params["project"],
                 env_file=params["env_file"],
                 env=env,
+                command=compose_command(os.environ),
             )
             deployment = Deployment(compose, Engine(api, NotFound, APIError), params, check_mode=module.check_mode)
             result = deployment.run()

@@ -132,10 +132,11 @@ def test_new_image_behind_the_same_tag_recreates_only_that_service(release):
             "v1_digest": release["digests"]["v1"],
             "v2_digest": release["digests"]["v2"],
             "v1_image_id": release["ids"]["v1"],
+            "broken_image_id": release["ids"]["broken"],
         },
     )
     assert_play_ok(result)
-    # keep_images=1 pruned the v1 image from the engine (it was ours and unused).
+    # keep_images=1 pruned the unused v1 image from the engine.
     gone = subprocess.run(["docker", "image", "inspect", release["ids"]["v1"]], capture_output=True, check=False)
     assert gone.returncode != 0
 

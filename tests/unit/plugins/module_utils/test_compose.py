@@ -457,12 +457,19 @@ def test_rollback_override_is_a_compose_file_pinning_images():
 def test_prune_keeps_the_newest_and_what_runs():
     plan = c.plan_prune(images(), [REPO], in_use={image_id("v2")}, keep=1)
     removed = {item["image"] for item in plan}
-    # Newest first (Created, then ID): v2 is kept by keep=1 and by being in use.
-    assert image_id("v2") not in removed
+    # What runs counts first: keep=1 keeps v2 alone.
     assert removed == {image_id("v1"), image_id("broken")}
     broken = next(item for item in plan if item["image"] == image_id("broken"))
     assert broken["refs"] == [digest_ref("broken"), f"{REPO}:broken", f"{REPO}:capture"]
     assert broken["repository"] == REPO
+
+
+def test_prune_counts_the_image_in_use_before_newer_ones():
+    plan = c.plan_prune(images(), [REPO], in_use={image_id("v1")}, keep=1)
+    assert {item["image"] for item in plan} == {image_id("v2"), image_id("broken")}
+    plan = c.plan_prune(images(), [REPO], in_use={image_id("v1")}, keep=2)
+    assert len(plan) == 1
+    assert plan[0]["image"] != image_id("v1")
 
 
 def test_prune_never_touches_images_in_use_or_other_repositories():
@@ -540,3 +547,56 @@ def test_prepare_source_needs_a_project_for_a_nameless_s3_file(tmp_path):
 def test_prepare_source_says_when_the_local_file_is_missing(tmp_path):
     with pytest.raises(c.DeployError, match="does not exist"):
         c.prepare_source(str(tmp_path / "nope.yml"), None, None, str(tmp_path), None)
+
+
+# --------------------------------------------------------------------------- what to pull
+
+
+def _registry(answers):
+    def registry_digest(ref):
+        if answers.get(ref) is None:
+            raise c.DeployError("cannot read %s from its registry: manifest unknown" % ref)
+        return answers[ref]
+
+    return registry_digest
+
+
+def test_stale_images_are_those_whose_registry_digest_is_not_local():
+    v1, v2 = _local("v1"), _local("v2")
+    refs = {"api": f"{REPO}:release", "worker": f"{REPO}:v1", "new": f"{REPO}:v2"}
+    answers = {refs["api"]: v2["digest"], refs["worker"]: v1["digest"], refs["new"]: v2["digest"]}
+    stale = c.stale_images(refs, {"api": v1, "worker": v1, "new": None}, _registry(answers))
+    assert stale == {"api": v2["digest"], "new": v2["digest"]}
+
+
+def test_an_image_pinned_by_digest_and_present_is_not_asked_for():
+    pinned = {"api": digest_ref("v2")}
+    assert c.stale_images(pinned, {"api": _local("v2")}, _registry({})) == {}
+
+
+def test_a_registry_that_cannot_answer_fails_check_mode_and_defers_to_the_pull_otherwise():
+    refs = {"api": f"{REPO}:never-pushed"}
+    with pytest.raises(c.DeployError, match="manifest unknown"):
+        c.stale_images(refs, {"api": None}, _registry({}))
+    assert c.stale_images(refs, {"api": None}, _registry({}), tolerate_errors=True) == {"api": None}
+
+
+@pytest.mark.parametrize(
+    ("environ", "present", "expected"),
+    [
+        ({}, {"/home/u/.docker/cli-plugins/docker-compose"}, ["/home/u/.docker/cli-plugins/docker-compose"]),
+        (
+            {"DOCKER_CONFIG": "/etc/cfg"},
+            {"/home/u/.docker/cli-plugins/docker-compose", "/etc/cfg/cli-plugins/docker-compose"},
+            ["/etc/cfg/cli-plugins/docker-compose"],
+        ),
+        (
+            {"DOCKER_CONFIG": "/etc/cfg"},
+            {"/home/u/.docker/cli-plugins/docker-compose", "/usr/libexec/docker/cli-plugins/docker-compose"},
+            ["/usr/libexec/docker/cli-plugins/docker-compose"],
+        ),
+        ({}, set(), ["docker", "compose"]),
+    ],
+)
+def test_compose_command_finds_the_plugin_where_docker_does(environ, present, expected):
+    assert c.compose_command(environ, home="/home/u", is_executable=present.__contains__) == expected
