@@ -608,13 +608,16 @@ def compose_command(environ, home=None, is_executable=None):
     """How to run compose: the v2 CLI plugin binary where docker looks for it, run directly
     (one process instead of the docker CLI starting the plugin), else ``docker compose``.
 
-    Docker's search order: ``$DOCKER_CONFIG/cli-plugins`` (``~/.docker/cli-plugins``
-    without DOCKER_CONFIG), then the system plugin directories.
+    Docker's search order (``$DOCKER_CONFIG/cli-plugins``, then the system plugin
+    directories), with ``~/.docker/cli-plugins`` also looked at when DOCKER_CONFIG points
+    elsewhere (a deploy user's own config dir, the plugin installed for root).
     """
     is_executable = is_executable or (lambda path: os.path.isfile(path) and os.access(path, os.X_OK))
     home = home or os.path.expanduser("~")
-    config_dir = environ.get("DOCKER_CONFIG") or os.path.join(home, ".docker")
-    for directory in (os.path.join(config_dir, "cli-plugins"),) + PLUGIN_DIRS:
+    directories = [os.path.join(home, ".docker", "cli-plugins")]
+    if environ.get("DOCKER_CONFIG"):
+        directories.insert(0, os.path.join(environ["DOCKER_CONFIG"], "cli-plugins"))
+    for directory in directories + list(PLUGIN_DIRS):
         candidate = os.path.join(directory, "docker-compose")
         if is_executable(candidate):
             return [candidate]

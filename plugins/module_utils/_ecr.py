@@ -473,6 +473,32 @@ def login_one(entry, config_path, accepts, check_mode, helper_factory=Credential
     return result, with_file_credentials(config, host, *fresh)
 
 
+def helper_in_charge(config_dir, hosts):
+    """When the ``ecr-login`` helper handles every one of ``hosts``, the module's result
+    (nothing done, nothing asked of ECR); else None."""
+    if not hosts:
+        return None
+    config_path = os.path.join(config_dir, "config.json")
+    config = load_docker_config(config_path)
+    if any(credential_route(config, host) != ("helper", ECR_HELPER) for host in hosts):
+        return None
+    results = [
+        {"registry": h, "expires_at": None, "credential_store": ECR_HELPER, "state": "helper", "changed": False}
+        for h in hosts
+    ]
+    return {
+        "changed": False,
+        "registry": hosts[0],
+        "expires_at": None,
+        "registries": results,
+        "docker_config": config_path,
+        "msg": "; ".join(
+            "%s: the ecr-login credential helper is configured for it in %s; nothing stored" % (h, config_path)
+            for h in hosts
+        ),
+    }
+
+
 def login(entries, config_dir, accepts, check_mode, helper_factory=CredentialHelper):
     """Log in to every registry in ``entries``; the module's result (without any secret)."""
     config_path = os.path.join(config_dir, "config.json")

@@ -24,7 +24,9 @@ description:
   - Where the credentials go follows docker's rules for the registry host, read from
     C(<docker_config>/config.json). A C(credHelpers) entry for the registry wins, then
     C(credsStore), else the C(auths) section of the file. When that helper is C(ecr-login)
-    (amazon-ecr-credential-helper), the module does nothing and says so in RV(msg).
+    (amazon-ecr-credential-helper), the module does nothing and says so in RV(msg); when the
+    registry host is known beforehand (account from O(registry_ids) or the instance
+    metadata), ECR is not even asked for a token.
     Another helper (C(pass), C(secretservice), ...) is used through its
     C(docker-credential-<name>) program, as C(docker login) would.
   - "Idempotent: RV(ignore:changed) is V(true) only when credentials for the registry were
@@ -109,7 +111,9 @@ registry:
   type: str
   sample: 123456789012.dkr.ecr.eu-west-1.amazonaws.com
 expires_at:
-  description: When the (first) token expires, ISO 8601 UTC, as ECR says.
+  description:
+    - When the (first) token expires, ISO 8601 UTC, as ECR says.
+    - V(null) when the C(ecr-login) helper is in charge and no token was asked for.
   returned: always
   type: str
   sample: "2026-11-22T10:00:00Z"
@@ -181,6 +185,8 @@ from ansible_collections.mlops.deploy.plugins.module_utils._ecr import (
     EcrLoginError,
     authorization_entries,
     docker_config_dir,
+    ecr_host,
+    helper_in_charge,
     imds_identity,
     imds_settings,
     login,
@@ -213,8 +219,14 @@ def main():
             lambda: imds_identity(imds_settings(os.environ)),
             lambda: module.region,
         )
-        client = module.client("ecr", retry_decorator=AWSRetry.jittered_backoff(), region=location["region"])
         ids = registry_ids or ([location["account_id"]] if location["account_id"] else [])
+        config_dir = docker_config_dir(params["docker_config"], os.environ)
+        # With the ecr-login helper in charge of every registry, not even ECR is asked.
+        result = helper_in_charge(config_dir, [ecr_host(i, location["region"]) for i in ids])
+        if result:
+            result.update(region=location["region"], region_source=location["region_source"], account_id=ids[0])
+            module.exit_json(**result)
+        client = module.client("ecr", retry_decorator=AWSRetry.jittered_backoff(), region=location["region"])
         call = {"registryIds": ids} if ids else {}
         try:
             response = client.get_authorization_token(aws_retry=True, **call)
@@ -229,7 +241,7 @@ def main():
             module.no_log_values.update(secret_forms(entry["user"], entry["secret"]))
         result = login(
             entries,
-            docker_config_dir(params["docker_config"], os.environ),
+            config_dir,
             lambda host, user, secret: registry_accepts(
                 host, user, secret, registry_ssl_context(host, params["validate_certs"]), params["timeout"]
             ),

@@ -126,21 +126,29 @@ def test_rejected_credentials_are_replaced_and_other_settings_kept(playbook, cre
     assert after["credHelpers"] == before["credHelpers"]
 
 
-def test_ecr_login_credential_helper_means_nothing_to_do(playbook, creds, tmp_path):
+@pytest.mark.parametrize("registry_known", [False, True])
+def test_ecr_login_credential_helper_means_nothing_to_do(playbook, creds, tmp_path, registry_known):
+    """Unknown account: the token is asked for, then the helper found in charge. Known
+    account: ECR is not even asked (its endpoint here refuses every call)."""
     config_dir = make_docker_config(tmp_path / "docker")
     path = config_dir / "config.json"
     path.write_text(json.dumps({"credHelpers": {creds["registry"]: "ecr-login"}}))
     before = (path.read_bytes(), path.stat().st_mtime_ns)
-    result = playbook.run(
-        "ecr_login/existing.yml",
-        {
-            "docker_config": str(config_dir),
-            "registry": creds["registry"],
-            "expect_state": "helper",
-            "expect_store": "ecr-login",
-            "expect_changed": False,
-        },
-    )
+    extra = {}
+    with DenyingEcr() as denying:
+        if registry_known:
+            extra = {"registry_ids": ["123456789012"], "ecr_endpoint": denying.url}
+        result = playbook.run(
+            "ecr_login/existing.yml",
+            {
+                "docker_config": str(config_dir),
+                "registry": creds["registry"],
+                "expect_state": "helper",
+                "expect_store": "ecr-login",
+                "expect_changed": False,
+                **extra,
+            },
+        )
     assert_play_ok(result)
     assert (path.read_bytes(), path.stat().st_mtime_ns) == before
 

@@ -593,6 +593,11 @@ def test_a_registry_that_cannot_answer_fails_check_mode_and_defers_to_the_pull_o
         (
             {"DOCKER_CONFIG": "/etc/cfg"},
             {"/home/u/.docker/cli-plugins/docker-compose", "/usr/libexec/docker/cli-plugins/docker-compose"},
+            ["/home/u/.docker/cli-plugins/docker-compose"],
+        ),
+        (
+            {"DOCKER_CONFIG": "/etc/cfg"},
+            {"/usr/libexec/docker/cli-plugins/docker-compose"},
             ["/usr/libexec/docker/cli-plugins/docker-compose"],
         ),
         ({}, set(), ["docker", "compose"]),

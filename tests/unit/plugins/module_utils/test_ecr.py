@@ -411,3 +411,15 @@ def test_several_registries_each_get_their_entry(tmp_path):
     assert [r["registry"] for r in result["registries"]] == [HOST, other["registry"]]
     assert sorted(read(tmp_path)["auths"]) == sorted([HOST, other["registry"]])
     assert result["registry"] == HOST
+
+
+def test_helper_in_charge_of_every_registry_means_nothing_to_ask(tmp_path):
+    other = "210987654321.dkr.ecr.eu-west-1.amazonaws.com"
+    write(tmp_path, {"credHelpers": {HOST: "ecr-login", other: "ecr-login"}})
+    result = e.helper_in_charge(str(tmp_path), [HOST, other])
+    assert result["changed"] is False
+    assert [r["state"] for r in result["registries"]] == ["helper", "helper"]
+    assert "nothing stored" in result["msg"]
+    write(tmp_path, {"credHelpers": {HOST: "ecr-login"}})
+    assert e.helper_in_charge(str(tmp_path), [HOST, other]) is None
+    assert e.helper_in_charge(str(tmp_path), []) is None
