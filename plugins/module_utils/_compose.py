@@ -917,15 +917,18 @@ class Deployment:
         verdict, problems, _waited = self._wait(
             project, sorted(plan["pins"]), expected, self.opts.get("health_timeout", 300)
         )
-        state = "healthy again" if verdict == "ok" else "NOT healthy either (%s)" % "; ".join(problems)
-        rolled = _describe_pins(plan["pins"]) or "nothing"
-        removed = (" and removed the new service(s) %s" % ", ".join(plan["remove"])) if plan["remove"] else ""
+        done = []
+        if plan["pins"]:
+            state = "healthy again" if verdict == "ok" else "NOT healthy either (%s)" % "; ".join(problems)
+            done.append("rolled back %s, %s" % (_describe_pins(plan["pins"]), state))
+        if plan["remove"]:
+            done.append("removed the service(s) %s, which did not run before" % ", ".join(plan["remove"]))
         log_text = "\n".join(
             "--- last %d log lines of %s:\n%s" % (len(lines), name, "\n".join(lines))
             for name, lines in sorted(failed_logs.items())
         )
         raise DeployError(
-            "%s; rolled back %s%s, %s.\n%s" % (reason, rolled, removed, state, log_text),
+            "%s; %s.\n%s" % (reason, "; ".join(done), log_text),
             dict(base, rollback_healthy=verdict == "ok"),
         )
 
