@@ -27,7 +27,6 @@ Prints one figure per line, e.g.:
 from __future__ import annotations
 
 import os
-import shlex
 import statistics
 import subprocess
 import sys
@@ -38,6 +37,8 @@ from pathlib import Path
 
 import boto3
 import docker
+
+from mlops_sandbox import envfile
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -117,12 +118,7 @@ def sandbox_env() -> dict[str, str]:
     path = ROOT / ".sandbox" / "env"
     if not path.exists():
         raise SystemExit(f"{path} is missing: the sandbox is not up (make sandbox-up)")
-    values = {}
-    for line in path.read_text().splitlines():
-        if line.startswith("export "):
-            key, _sep, value = line[len("export ") :].partition("=")
-            values[key] = shlex.split(value)[0] if value else ""
-    return values
+    return envfile.read(path)
 
 
 def containers(api, project: str) -> dict[str, str]:
