@@ -151,6 +151,8 @@ attributes:
       - Reports what would be pulled (the registry's digest, asked through the engine without
         pulling), recreated, created, removed and pruned, in RV(actions) and RV(plan), and
         whether that is a change. Nothing is pulled, started or removed.
+      - An image whose digest the registry cannot give (missing tag, no credentials) fails the
+        check, as the pull would fail the deploy.
   diff_mode:
     support: partial
     details: The diff shows each service's image digest before and after, not the compose configuration.
