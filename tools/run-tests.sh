@@ -39,8 +39,9 @@ layer_lint() {
 
 layer_ansible-lint() {
   local log=$OUT/ansible-lint.log
-  # Offline, ansible-lint installs the collection under test into $ANSIBLE_HOME
-  # (~/.ansible by default, shared by every checkout on the machine): keep it per checkout.
+  # Offline, ansible-lint installs the collection under test into $ANSIBLE_HOME and puts
+  # ~/.ansible/collections first (shared by every checkout, and where molecule installs a
+  # copy): keep it per checkout so no other copy shadows this one.
   ANSIBLE_HOME=$ROOT/.build/ansible-home ansible-lint --profile production --offline --nocolor 2>&1 | tee "$log"
   local rc=${PIPESTATUS[0]}
   LAYER_INFO=$(grep -E '^(Passed|Failed):' "$log" | tail -n1 | sed -E "s/ Profile 'production' was required.*//")

@@ -26,7 +26,7 @@ if [ "$(cat "$VENV/.mlops-requirements" 2>/dev/null)" != "$stamp" ]; then
   "$VENV/bin/python" -c 'import ansible, boto3, moto, docker, mlops_sandbox' \
     || die "Python requirements did not install; see the pip output above"
   echo "$stamp" >"$VENV/.mlops-requirements"
-  log "python requirements installed ($("$VENV/bin/ansible" --version | head -n1))"
+  log "python requirements installed ($("$VENV/bin/ansible" --version 2>/dev/null | head -n1))"
 else
   log "python requirements up to date, skipped"
 fi
@@ -51,7 +51,25 @@ tools/base-image.sh
 # 5. ansible-test's pip bootstrap without the unreachable download host.
 tools/ansible-test-pip.sh
 
-# 6. The collection on Ansible's search path, as mlops.deploy, from this checkout.
+# 6. The sandbox's ECR stand-in: Debian's docker-registry (distribution 2.8) and htpasswd.
+#    The sandbox runs it itself; a service the package may start (systemd) is not wanted.
+missing=()
+command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
+command -v htpasswd >/dev/null 2>&1 || missing+=(apache2-utils)
+if [ ${#missing[@]} -gt 0 ]; then
+  [ "$(id -u)" -eq 0 ] || die "${missing[*]} missing and installing needs root (apt-get install ${missing[*]})"
+  apt-get update -qq || die "apt-get update failed; see the apt output above"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
+    || die "apt-get install ${missing[*]} failed; see the apt output above"
+  if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet docker-registry 2>/dev/null; then
+    systemctl disable --now docker-registry >/dev/null 2>&1 || true
+  fi
+  log "registry packages installed: ${missing[*]}"
+else
+  log "docker-registry and htpasswd present, skipped"
+fi
+
+# 7. The collection on Ansible's search path, as mlops.deploy, from this checkout.
 link=$ROOT/.build/collections/ansible_collections/mlops/deploy
 if [ "$(readlink "$link" 2>/dev/null)" != "$ROOT" ]; then
   mkdir -p "$(dirname "$link")"

@@ -9,11 +9,15 @@ from . import envfile
 from .config import Config
 from .motoserver import MotoServer
 from .process import SandboxError
+from .registry import Registry
 
 
 def components(config: Config) -> list:
     """Everything the sandbox runs, in start order (stopped in reverse)."""
-    return [MotoServer(config)]
+    parts: list = [MotoServer(config)]
+    if config.registry_enabled:  # machine-wide (port 443, /etc/hosts): one sandbox per machine
+        parts.append(Registry(config))
+    return parts
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,6 +27,10 @@ class Config:
     bind_host: str = field(default_factory=lambda: _env("BIND", "0.0.0.0"))
     state_root: Path = field(default_factory=lambda: Path(_env("STATE", "/var/tmp/mlops-sandbox")))
     env_file: Path = field(default_factory=lambda: Path(_env("ENV_FILE", ".sandbox/env")))
+    # The ECR stand-in (registry.py). Port 443 and the /etc/hosts name are machine-wide:
+    # only one sandbox on a machine runs it; the others set MLOPS_SANDBOX_REGISTRY=0.
+    registry_enabled: bool = field(default_factory=lambda: _env("REGISTRY", "1") not in ("0", "false", "no"))
+    registry_port: int = field(default_factory=lambda: int(_env("REGISTRY_PORT", "443")))
 
     @property
     def state_dir(self) -> Path:
@@ -44,3 +48,23 @@ class Config:
     @property
     def moto_url(self) -> str:
         return f"http://127.0.0.1:{self.moto_port}"
+
+    @property
+    def ecr_host(self) -> str:
+        """The host name of this account's ECR registry, as GetAuthorizationToken's proxyEndpoint names it."""
+        return f"{self.account_id}.dkr.ecr.{self.region}.amazonaws.com"
+
+    @property
+    def registry_address(self) -> str:
+        """What ``docker login`` and image names use: the host, with the port unless it is 443."""
+        return self.ecr_host if self.registry_port == 443 else f"{self.ecr_host}:{self.registry_port}"
+
+    @property
+    def registry_dir(self) -> Path:
+        """The registry's certificates, password file, config and storage."""
+        return self.state_dir / "registry"
+
+    @property
+    def registry_ca(self) -> Path:
+        """The CA that signed the registry's certificate (instances copy it into their engine)."""
+        return self.registry_dir / "ca.crt"

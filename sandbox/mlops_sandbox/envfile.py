@@ -25,6 +25,10 @@ def exports(config: Config, extra: dict[str, str] | None = None) -> dict[str, st
         "MLOPS_SANDBOX_NAME": config.name,
         "MLOPS_SANDBOX_ACCOUNT_ID": config.account_id,
     }
+    if config.registry_enabled:
+        # The ECR stand-in: image names start with this; its CA for clients that need it.
+        values["MLOPS_SANDBOX_ECR_REGISTRY"] = config.registry_address
+        values["MLOPS_SANDBOX_REGISTRY_CA"] = str(config.registry_ca)
     values.update(extra or {})
     return values
 
@@ -36,3 +40,13 @@ def write(config: Config, extra: dict[str, str] | None = None) -> Path:
     lines += [f"export {k}={shlex.quote(v)}" for k, v in exports(config, extra).items()]
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def read(path: Path) -> dict[str, str]:
+    """The exports of an env file written by ``write``, as a dict."""
+    values = {}
+    for line in path.read_text().splitlines():
+        if line.startswith("export "):
+            key, _sep, value = line[len("export ") :].partition("=")
+            values[key] = shlex.split(value)[0] if value else ""
+    return values

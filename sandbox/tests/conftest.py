@@ -32,6 +32,9 @@ class SandboxCli:
             "MLOPS_SANDBOX_MOTO_PORT": str(self.port),
             "MLOPS_SANDBOX_ENV_FILE": str(self.env_file),
             "MLOPS_SANDBOX_STATE": str(tmp_path / "state"),
+            # The registry is machine-wide (port 443): a throw-away sandbox runs it only
+            # when a test asks, on a port and host name of its own.
+            "MLOPS_SANDBOX_REGISTRY": "0",
             "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         }
         self.state_dir = tmp_path / "state" / self.name

@@ -1,0 +1,436 @@
+#!/usr/bin/python
+# Copyright: (c) 2026, mlops.deploy contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: compose_deploy
+short_description: Deploy a docker compose project with health checks, rollback and a truthful "changed"
+version_added: 0.1.0
+description:
+  - Deploys a compose project on the host the module runs on, in this order, stopping at
+    the first failure.
+  - "1. B(Source): the compose file O(src), a local path (from the release bundle) or an
+    C(s3://bucket/key) URL downloaded with boto3; its sha256 is checked when O(sha256) is given."
+  - "2. B(Pull): the registry's digest of each service's image is asked through the engine
+    (nothing downloaded); the images whose digest is not local yet are pulled with
+    C(docker compose pull), the local image and its digest recorded before and after. A
+    failed pull stops the deploy: nothing running is touched."
+  - "3. B(Up): C(docker compose up --detach). Compose recreates a container only when its
+    image or its configuration changed; a repeated run of the same release restarts nothing."
+  - "4. B(Health): waits, with its own polling loop, until every container of the deployed
+    services is healthy (its healthcheck) or running (no healthcheck), at most
+    O(health_timeout) seconds. A container Docker reports unhealthy, or one that exits or
+    keeps restarting, fails the deploy at once. Then, when O(probe_url) is set, GETs it until
+    it answers one of O(probe_status)."
+  - "5. B(Rollback) when the health wait or the probe fails (or C(up) fails): the services
+    whose containers changed get their previous images back, pinned by digest
+    (C(repo@sha256:...)), and are waited for; services that did not exist before are
+    removed. The module then fails with the new containers' last log lines and what was
+    rolled back to. The previous version keeps serving."
+  - "6. B(Orphans and prune), only after success: containers of services no longer in the
+    file are removed (what C(--remove-orphans) does, done last so that a rollback still has
+    them), then images of the project's repositories that no container uses are removed,
+    keeping the newest O(keep_images) of each repository. Never C(docker system prune)."
+  - RV(ignore:changed) says what really happened, from the engine's containers and images
+    before and after (container IDs, start times, image IDs and digests), with compose's
+    C(--progress json) events beside it in RV(compose_events).
+  - Uses the compose v2 CLI plugin (2.29.1 or later; checked, with a clear message when missing
+    or too old) to act, and the Docker engine API (docker SDK for Python) to look. The plugin
+    binary is run directly from where docker finds it (C($DOCKER_CONFIG/cli-plugins),
+    C(~/.docker/cli-plugins), C(/usr/local/lib/docker/cli-plugins),
+    C(/usr/libexec/docker/cli-plugins), ...), else as C(docker compose).
+author:
+  - mlops.deploy developers (@mlops-deploy)
+requirements:
+  - docker (the Python SDK) on the host the module runs on
+  - the docker compose v2 CLI plugin, 2.29.1 or later
+options:
+  src:
+    description:
+      - The compose file, a path on the host or an C(s3://bucket/key) URL.
+      - An S3 file is downloaded into O(download_dir); relative paths inside it (bind
+        mounts, env files) resolve there.
+    type: str
+    required: true
+    aliases: [compose_file]
+  sha256:
+    description:
+      - Expected sha256 (hex) of the compose file; the deploy stops before anything else
+        when it differs.
+    type: str
+  env_file:
+    description:
+      - An environment file for the compose file's variables (C(docker compose --env-file)).
+    type: path
+  project:
+    description:
+      - The compose project name. Defaults to the file's top-level C(name:), else compose's
+        own default (the file's directory name).
+      - Required with an C(s3://) O(src) that has no top-level C(name:).
+    type: str
+  services:
+    description:
+      - Deploy only these services (and what they depend on). Default, all of them.
+    type: list
+    elements: str
+  download_dir:
+    description:
+      - Where an C(s3://) O(src) is saved. Default, a temporary directory removed afterwards.
+    type: path
+  pull:
+    description:
+      - Pull the images first. With V(false), the images present on the host are used.
+    type: bool
+    default: true
+  health_timeout:
+    description:
+      - Seconds to wait for the containers to be healthy (or running, without a
+        healthcheck). ML model servers load slowly, hence the generous default; give
+        slow-loading images a healthcheck C(start_period) too.
+    type: int
+    default: 300
+  probe_url:
+    description:
+      - After health, GET this URL (for example V(http://127.0.0.1:8080/health)) until it
+        answers one of O(probe_status), at most O(probe_timeout) seconds.
+    type: str
+  probe_status:
+    description:
+      - HTTP statuses that count as a good answer to O(probe_url).
+    type: list
+    elements: int
+    default: [200]
+  probe_timeout:
+    description:
+      - Seconds to keep trying O(probe_url).
+    type: int
+    default: 60
+  rollback:
+    description:
+      - Put the previous images back when health or the probe fails. With V(false) the
+        failed containers are left for inspection.
+    type: bool
+    default: true
+  remove_orphans:
+    description:
+      - Remove containers of services that are no longer in the compose file, after a
+        successful deploy.
+    type: bool
+    default: true
+  prune:
+    description:
+      - After a successful deploy, remove images of the project's repositories that no
+        container uses, keeping O(keep_images) per repository.
+    type: bool
+    default: true
+  keep_images:
+    description:
+      - Images kept per repository by O(prune), counting the ones in use first, then the
+        newest (by creation time). V(1) keeps only what runs; V(2) also the image before it.
+    type: int
+    default: 2
+  docker_config:
+    description:
+      - The docker client configuration directory whose credentials pull the images (what
+        M(mlops.deploy.ecr_login) wrote). Default, C($DOCKER_CONFIG), else C(~/.docker).
+    type: path
+notes:
+  - Needs C(s3:GetObject) for an C(s3://) O(src); no AWS access otherwise.
+  - The rollback restores images, not configuration; a release that failed because of its
+    configuration is rolled back to the previous images with the new configuration.
+  - After a rollback the containers run the pinned C(repo@sha256:...) references; the next
+    deploy of any release recreates them.
+  - Connection to the engine follows C(DOCKER_HOST) and the other docker environment variables.
+attributes:
+  check_mode:
+    support: full
+    description:
+      - Reports what would be pulled (the registry's digest, asked through the engine without
+        pulling), recreated, created, removed and pruned, in RV(actions) and RV(plan), and
+        whether that is a change. Nothing is pulled, started or removed.
+      - An image whose digest the registry cannot give (missing tag, no credentials) fails the
+        check, as the pull would fail the deploy.
+  diff_mode:
+    support: partial
+    details: The diff shows each service's image digest before and after, not the compose configuration.
+    description: Shows the image digests before and after per service.
+  idempotent:
+    support: full
+    description:
+      - A repeated run of the same release reports not changed and restarts nothing
+        (container IDs and start times stay the same).
+extends_documentation_fragment:
+  - amazon.aws.common.modules
+  - amazon.aws.region.modules
+  - amazon.aws.boto3
+"""
+
+EXAMPLES = r"""
+- name: Deploy the model API from the release bundle, health-gated
+  mlops.deploy.compose_deploy:
+    src: "{{ bundle_dir }}/compose/model-api.yml"
+    env_file: "{{ bundle_dir }}/compose/model-api.env"
+    project: model-api
+    health_timeout: 600
+    probe_url: http://127.0.0.1:8080/health
+  register: deploy
+
+- name: Say what happened
+  ansible.builtin.debug:
+    msg: >-
+      changed={{ deploy.changed }}
+      recreated={{ deploy.actions.recreated | map(attribute='service') | list }}
+      running={{ deploy.services | map(attribute='digest') | list }}
+
+- name: Deploy one service of a compose file kept on S3, checked against the released sha256
+  mlops.deploy.compose_deploy:
+    src: s3://mlops-releases/prod/2026-11-21.1/compose.yml
+    sha256: "{{ release.compose_sha256 }}"
+    project: endpoints
+    services: [endpoint-a]
+    keep_images: 3
+
+- name: What would a deploy do? (nothing is pulled or restarted)
+  mlops.deploy.compose_deploy:
+    src: /opt/release/compose.yml
+    project: model-api
+  check_mode: true
+  register: plan
+"""
+
+RETURN = r"""
+project:
+  description: The compose project deployed.
+  returned: always
+  type: str
+  sample: model-api
+services:
+  description: The deployed services as they run at the end (in check mode, as they run now).
+  returned: success
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: Service name.
+      type: str
+    image:
+      description: The image reference of the compose file.
+      type: str
+      sample: 123456789012.dkr.ecr.eu-west-1.amazonaws.com/model-api:2026-11-21.1
+    image_id:
+      description: Local image ID the (first) container runs.
+      type: str
+    digest:
+      description: Registry digest of that image for the service's repository, when it has one.
+      type: str
+      sample: sha256:5ea529fa2802d0b869d3316cccf8f14cb77209888d190b1e626809dac42ecd00
+    container_id:
+      description: ID of the service's first container.
+      type: str
+    container_ids:
+      description: IDs of all its containers.
+      type: list
+      elements: str
+    state:
+      description: Container state (V(running), V(exited), ...).
+      type: str
+    health:
+      description: Health status (V(healthy), V(starting), V(unhealthy)), V(none) without a healthcheck.
+      type: str
+    started_at:
+      description: When the (first) container started, as the engine reports it.
+      type: str
+actions:
+  description:
+    - What was done (in check mode, what would be done), each a list.
+    - C(pulled) (service, image, from, to digests), C(created), C(recreated), C(started)
+      (services), C(removed) (orphans), C(rolled_back) (service, from image ID, to pinned
+      reference), C(pruned) (image ID, references removed, repository).
+  returned: always
+  type: dict
+  sample:
+    pulled:
+      - service: api
+        image: 123456789012.dkr.ecr.eu-west-1.amazonaws.com/model-api:stable
+        from: "sha256:5ea5..."
+        to: "sha256:9f1c..."
+    recreated: [{service: api}]
+    created: []
+    started: []
+    removed: []
+    rolled_back: []
+    pruned: []
+previous_digests:
+  description: Per service, the digest (or image ID) its containers ran before this deploy.
+  returned: always
+  type: dict
+  sample: {api: "sha256:5ea529fa2802d0b869d3316cccf8f14cb77209888d190b1e626809dac42ecd00"}
+compose_events:
+  description: Compose's own account of C(up), from its C(--progress json) events (container names).
+  returned: when up ran
+  type: dict
+plan:
+  description:
+    - In check mode, per service, the action compose would take and why.
+    - V(keep), V(create), V(recreate), V(start) or V(scale).
+  returned: check mode
+  type: dict
+  sample: {api: {action: recreate, reason: "new image in the registry (sha256:9f1c...)"}}
+probe:
+  description: The probe's outcome.
+  returned: when O(probe_url) is set and health passed
+  type: dict
+health_waited:
+  description: Seconds spent waiting for health.
+  returned: success, not in check mode
+  type: float
+logs:
+  description: On a failed health check or probe, the last log lines of each new container.
+  returned: failure
+  type: dict
+rollback:
+  description: On failure, the rollback plan (pinned images per service, services removed).
+  returned: failure
+  type: dict
+src:
+  description: The compose file used and its sha256.
+  returned: always
+  type: dict
+  sample: {path: /tmp/compose-deploy-1x2/compose.yml, sha256: "4f1c...", downloaded: true}
+commands:
+  description: The compose commands that ran.
+  returned: always
+  type: list
+  elements: list
+cmd:
+  description: The failing command, when one failed.
+  returned: failure of a command
+  type: list
+  elements: str
+rc:
+  description: Its return code.
+  returned: failure of a command
+  type: int
+stdout:
+  description: Its standard output.
+  returned: failure of a command
+  type: str
+stderr:
+  description: Its standard error.
+  returned: failure of a command
+  type: str
+"""
+
+import os
+import re
+import tempfile
+
+try:
+    from botocore.exceptions import BotoCoreError, ClientError
+except ImportError:
+    pass  # AnsibleAWSModule says so
+
+try:
+    import docker
+    from docker.errors import APIError, DockerException, NotFound
+
+    HAS_DOCKER = True
+    DOCKER_IMPORT_ERROR = None
+except ImportError as exc:
+    HAS_DOCKER = False
+    DOCKER_IMPORT_ERROR = exc
+
+from ansible.module_utils.basic import missing_required_lib
+from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
+from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
+
+from ansible_collections.mlops.deploy.plugins.module_utils._compose import (
+    ComposeCli,
+    DeployError,
+    Deployment,
+    Engine,
+    compose_command,
+    parse_s3_url,
+    prepare_source,
+)
+
+
+def main():
+    argument_spec = {
+        "src": {"type": "str", "required": True, "aliases": ["compose_file"]},
+        "sha256": {"type": "str"},
+        "env_file": {"type": "path"},
+        "project": {"type": "str"},
+        "services": {"type": "list", "elements": "str"},
+        "download_dir": {"type": "path"},
+        "pull": {"type": "bool", "default": True},
+        "health_timeout": {"type": "int", "default": 300},
+        "probe_url": {"type": "str"},
+        "probe_status": {"type": "list", "elements": "int", "default": [200]},
+        "probe_timeout": {"type": "int", "default": 60},
+        "rollback": {"type": "bool", "default": True},
+        "remove_orphans": {"type": "bool", "default": True},
+        "prune": {"type": "bool", "default": True},
+        "keep_images": {"type": "int", "default": 2},
+        "docker_config": {"type": "path"},
+    }
+    module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
+    params = module.params
+    if not HAS_DOCKER:
+        module.fail_json(msg=missing_required_lib("docker"), exception=str(DOCKER_IMPORT_ERROR))
+    for name, least in (("health_timeout", 1), ("probe_timeout", 1), ("keep_images", 1)):
+        if params[name] < least:
+            module.fail_json(msg="%s must be at least %d, not %s" % (name, least, params[name]))
+    if params["sha256"] and not re.match(r"^(sha256:)?[0-9a-fA-F]{64}$", params["sha256"]):
+        module.fail_json(msg="sha256 must be 64 hexadecimal characters, not %r" % params["sha256"])
+    if params["src"].startswith("s3://"):
+        try:
+            parse_s3_url(params["src"])
+        except DeployError as exc:
+            module.fail_json(msg=str(exc))
+    if params["env_file"] and not os.path.isfile(params["env_file"]):
+        module.fail_json(msg="env_file %s does not exist" % params["env_file"])
+    env = {}
+    if params["docker_config"]:
+        env["DOCKER_CONFIG"] = params["docker_config"]
+        os.environ["DOCKER_CONFIG"] = params["docker_config"]  # the SDK reads credentials from there too
+
+    def s3_get(bucket, key):
+        client = module.client("s3", retry_decorator=AWSRetry.jittered_backoff())
+        try:
+            return client.get_object(Bucket=bucket, Key=key, aws_retry=True)["Body"].read()
+        except (ClientError, BotoCoreError) as exc:
+            module.fail_json_aws(exc, msg="could not download s3://%s/%s (needs s3:GetObject)" % (bucket, key))
+
+    with tempfile.TemporaryDirectory(prefix="compose-deploy-") as tmp:
+        download_dir = params["download_dir"] if params["download_dir"] and not module.check_mode else tmp
+        source = None
+        try:
+            source = prepare_source(params["src"], params["sha256"], params["project"], download_dir, s3_get)
+            api = docker.from_env(timeout=120).api
+            compose = ComposeCli(
+                lambda argv, extra: module.run_command(argv, environ_update=extra),
+                [source["path"]],
+                project=params["project"],
+                env_file=params["env_file"],
+                env=env,
+                command=compose_command(os.environ),
+            )
+            deployment = Deployment(compose, Engine(api, NotFound, APIError), params, check_mode=module.check_mode)
+            result = deployment.run()
+        except DeployError as exc:
+            module.fail_json(msg=exc.msg, src=source, **exc.result)
+        except DockerException as exc:
+            module.fail_json(msg="cannot talk to the Docker engine: %s; is it running, and DOCKER_HOST right?" % exc)
+    result["src"] = source
+    diff = result.pop("diff")
+    if module._diff:
+        result["diff"] = diff
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
