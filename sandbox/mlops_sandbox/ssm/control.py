@@ -361,6 +361,7 @@ class Control:
         for inst in found:
             if inst.kind == "simulated":
                 with self.engine.lock:
+                    inst.ping_status(time.time(), self.engine.ping_timeout)  # its last ping: now
                     inst.offline = True
             else:
                 self._agent_signal(inst, "STOP")
@@ -408,6 +409,7 @@ class Control:
         """What a crash looks like: every process of the instance gone at once."""
         if inst.kind == "simulated":
             with self.engine.lock:
+                inst.ping_status(time.time(), self.engine.ping_timeout)
                 inst.killed = True
             return
         containers.docker("kill", "--signal=KILL", inst.container or "", check=False, timeout=60)
