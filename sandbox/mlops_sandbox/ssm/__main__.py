@@ -13,6 +13,7 @@ import sys
 import threading
 
 from ..config import Config
+from ..process import Daemon
 from ..ssmservice import code_digest
 from .api import Api
 from .control import Control
@@ -45,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     dropped = control.reconcile()
     log.info("registry: %d instance(s) loaded, %d dropped (gone from EC2 or Docker)", len(loaded), len(dropped))
     engine.start()
-    service = Service(api, control, faults, ("127.0.0.1", config.moto_port), code_digest())
+    moto_pid = Daemon("moto", config.state_dir, config.log_dir).pid()
+    service = Service(api, control, faults, ("127.0.0.1", config.moto_port), code_digest(), moto_pid)
     server = make_server(service, config.bind_host, config.ssm_port)
     log.info(
         "SSM service for sandbox %s on %s:%d (moto on :%d)",
