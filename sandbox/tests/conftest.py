@@ -160,11 +160,6 @@ def ssm(sandbox_env):
 
 
 @pytest.fixture(scope="session")
-def logs(sandbox_env):
-    return boto_client(sandbox_env, "logs")
-
-
-@pytest.fixture(scope="session")
 def s3_bucket(sandbox_env) -> str:
     """A bucket in moto for playbooks and bundles."""
     name = f"sandbox-tests-{uuid.uuid4().hex[:8]}"
