@@ -7,7 +7,7 @@
 - ``DenyingEcr``: an HTTP endpoint that answers every ECR call with AccessDenied, as AWS
   does for an identity without ``ecr:GetAuthorizationToken``.
 
-Everything created carries the label ``io.mlops-deploy.test=compose-deploy`` or a
+Everything created carries the label ``io.mlops-deploy.test=compose-deploy-<run>`` or a
 ``mlops-test`` name, and ``cleanup_*`` removes only that.
 """
 
@@ -23,12 +23,16 @@ import ssl
 import subprocess
 import threading
 import urllib.request
+import uuid
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 IMAGE_SOURCE = HERE / "model_api"
-TEST_LABEL = "io.mlops-deploy.test=compose-deploy"
-REPOSITORY = "mlops-test/model-api"
+# Per test run: two checkouts testing at once on one engine and one registry never see,
+# prune or remove each other's images.
+RUN_ID = uuid.uuid4().hex[:8]
+TEST_LABEL = f"io.mlops-deploy.test=compose-deploy-{RUN_ID}"
+REPOSITORY = f"mlops-test/model-api-{RUN_ID}"
 VARIANTS = {
     # name: (MODEL_VERSION, HEALTHY)
     "v1": ("v1", "1"),

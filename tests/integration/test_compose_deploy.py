@@ -22,6 +22,7 @@ import pytest
 from .conftest import Playbook, assert_play_ok
 from .deploy_support import (
     REPOSITORY,
+    RUN_ID,
     RegistryClient,
     cleanup_images,
     cleanup_projects,
@@ -32,7 +33,7 @@ from .deploy_support import (
 )
 
 PREFIX = "mlops-test-cd-"
-SIDECAR_REPOSITORY = "mlops-test/sidecar"
+SIDECAR_REPOSITORY = f"mlops-test/sidecar-{RUN_ID}"
 
 COMPOSE = """\
 name: {project}

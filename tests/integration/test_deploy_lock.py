@@ -100,7 +100,9 @@ class SsmWatch:
 
 @pytest.fixture
 def watch(aws_env):
-    proxy = SsmWatch(aws_env["AWS_ENDPOINT_URL"])
+    # SSM calls go to AWS_ENDPOINT_URL_SSM when the sandbox sets it (its SSM service passes
+    # Parameter Store calls on to moto), else to AWS_ENDPOINT_URL.
+    proxy = SsmWatch(aws_env.get("AWS_ENDPOINT_URL_SSM") or aws_env["AWS_ENDPOINT_URL"])
     yield proxy
     proxy.close()
 
@@ -161,7 +163,7 @@ def take(playbook_via, tmp_path, lock_env, run_id, owner, wait=0):
 def test_two_runs_started_together_exactly_one_gets_the_lock(aws_env, aws, watch, tmp_path):
     lock_env = unique("race")
     name = f"/mlops/{lock_env}/deploy-lock"
-    via_watch = Playbook({**aws_env, "AWS_ENDPOINT_URL": watch.url})
+    via_watch = Playbook({**aws_env, "AWS_ENDPOINT_URL_SSM": watch.url})
     # Both creates reach SSM together, only once both runs have seen the lock free.
     watch.hold("PutParameter", 2)
     runs = {
@@ -199,7 +201,7 @@ def test_a_second_run_waits_for_the_first_to_release(aws_env, aws, watch, tmp_pa
     ssm.put_parameter(
         Name=name, Type="String", Value=lock_value("first@ci", "run-first", "r-1", datetime.now(UTC), 600)
     )
-    via_watch = Playbook({**aws_env, "AWS_ENDPOINT_URL": watch.url})
+    via_watch = Playbook({**aws_env, "AWS_ENDPOINT_URL_SSM": watch.url})
     process, result_file = take(via_watch, tmp_path, lock_env, "run-second", "second@ci", wait=120)
 
     def reads_of_held_lock(calls):
