@@ -150,15 +150,38 @@ class RegistryClient:
         return digest
 
 
-def cleanup_projects(prefix: str) -> None:
-    """Remove the compose projects whose name starts with ``prefix`` (ours only)."""
+def owned_project(prefix: str, run_id: str) -> str:
+    """A project name that says which process made it: ``<prefix><pid>-<run_id>``."""
+    return f"{prefix}{os.getpid()}-{run_id}"
+
+
+def _owner_gone(name: str, prefix: str) -> bool:
+    """True when the process named in ``<prefix><pid>-...`` no longer runs (or none is named)."""
+    pid = name[len(prefix) :].split("-", 1)[0]
+    if not pid.isdigit():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def cleanup_projects(prefix: str, leftovers_only: bool = False) -> None:
+    """Remove the compose projects whose name starts with ``prefix`` (ours only).
+
+    With ``leftovers_only``, only those whose creating process is gone: what an
+    interrupted earlier run left, never the projects of a run going on beside us.
+    """
     out = run(["docker", "ps", "-aq", "--filter", "label=com.docker.compose.project"], check=False).stdout.split()
     projects = set()
     for cid in out:
         name = run(
             ["docker", "inspect", "--format", '{{index .Config.Labels "com.docker.compose.project"}}', cid], check=False
         ).stdout.strip()
-        if name.startswith(prefix):
+        if name.startswith(prefix) and (not leftovers_only or _owner_gone(name, prefix)):
             projects.add(name)
     for project in sorted(projects):
         run(["docker", "compose", "-p", project, "down", "--remove-orphans", "--timeout", "2"], check=False)

@@ -30,6 +30,7 @@ from .deploy_support import (
     ensure_repository,
     free_port,
     make_docker_config,
+    owned_project,
 )
 
 PREFIX = "mlops-test-cd-"
@@ -65,6 +66,7 @@ services:
 @pytest.fixture(scope="module")
 def release(aws, aws_env, tmp_path_factory):
     """Images built and in the registry, a project with its compose and env files."""
+    cleanup_projects(PREFIX, leftovers_only=True)  # what an interrupted earlier run left
     ecr = aws("ecr")
     for name in (REPOSITORY, SIDECAR_REPOSITORY):
         ensure_repository(ecr, name)
@@ -78,7 +80,7 @@ def release(aws, aws_env, tmp_path_factory):
     pusher.build("sidecar", SIDECAR_REPOSITORY)
     pusher.push(pusher.uri("sidecar", SIDECAR_REPOSITORY), "sidecar", SIDECAR_REPOSITORY)
     sidecar_digest = pusher.retag("sidecar", "1", SIDECAR_REPOSITORY)
-    project = f"{PREFIX}{run_id}"
+    project = owned_project(PREFIX, run_id)
     port = free_port()
     release_tag = f"release-{run_id}"
     compose = work / "compose.yml"
@@ -105,7 +107,7 @@ def release(aws, aws_env, tmp_path_factory):
         "work": work,
     }
     yield info
-    cleanup_projects(PREFIX)
+    cleanup_projects(project)
     cleanup_images()
 
 
