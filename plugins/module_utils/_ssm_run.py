@@ -302,17 +302,22 @@ def format_extra_vars(extra_vars):
             raise SsmRunError("extra_vars.%s is empty; ExtraVariables cannot carry an empty value" % name)
         bad = sorted(set(EXTRA_VALUE_FORBIDDEN.findall(text)))
         if bad:
-            shown = ", ".join("space" if c == " " else "tab" if c == "\t" else repr(c) for c in bad)
+            shown = " ".join(_char_name(c) for c in bad)
             raise SsmRunError(
-                "extra_vars.%s=%r contains %s, which AWS-ApplyAnsiblePlaybooks does not let through "
-                "ExtraVariables (no white space or | : ; & ( ), and no quotes, $, ` or \\ in values); %s"
-                % (name, text, shown, BUNDLE_HINT)
+                "extra_vars.%s cannot carry %s through AWS-ApplyAnsiblePlaybooks' ExtraVariables (value %s; "
+                "no white space or | : ; & ( ) and no quotes, $, ` or \\ in values); %s"
+                % (name, shown, text, BUNDLE_HINT)
             )
         pairs.append("%s=%s" % (name, text))
     line = " ".join(pairs)
     if not EXTRA_VARIABLES_ALLOWED.match(line):  # the checks above are stricter; belt and braces
         raise SsmRunError("extra_vars %r do not match AWS's ExtraVariables pattern; %s" % (line, BUNDLE_HINT))
     return line
+
+
+def _char_name(char):
+    names = {" ": "a space", "\t": "a tab", "\n": "a newline"}
+    return names.get(char, "white space" if char.isspace() else char)
 
 
 def s3_https_url(url, region):

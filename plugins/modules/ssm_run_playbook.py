@@ -12,7 +12,7 @@ version_added: 0.1.0
 description:
   - Sends C(AWS-ApplyAnsiblePlaybooks) (or any other Command document) with SSM Run Command
     to instances given by ID, by tag or as inventory hosts, and follows every invocation to its
-    end. No SSH: the instances need only the SSM agent and an instance profile.
+    end. No SSH; the instances need only the SSM agent and an instance profile.
   - "Before anything is sent: the targets are resolved (tags through C(ec2:DescribeInstances),
     running instances only) and each one is checked to be managed by SSM and C(Online)
     (C(ssm:DescribeInstanceInformation)). An empty resolution, an offline instance or bad
@@ -35,7 +35,9 @@ description:
     O(poll_max_interval)) and close in as the last invocations near their end. Throttled calls
     are retried with jittered backoff."
   - "While it waits, one line per state change is printed on the controller, for example
-    C(batch 2/3 (25 instances): 18 Success, 6 InProgress, 1 Pending — 41s)."
+    'batch 2/3 (25 instances): 18 Success, 6 InProgress, 1 Pending — 41s'. A batch of more than
+    50 instances shows ListCommands' counters instead: '412 completed (3 Failed or Timed Out),
+    588 Pending or InProgress'."
   - On failure, RV(msg) names the failed instances and shows their last lines; each failed
     instance's RV(instances[].stdout_tail) and RV(instances[].stderr_tail) come from CloudWatch
     Logs when O(cloudwatch_log_group) is set (the whole output), else from the invocation output
@@ -107,7 +109,7 @@ options:
   install_dependencies:
     description:
       - With V(AWS-ApplyAnsiblePlaybooks), let the document install Ansible (and unzip) on the
-        instances first. Off by default: instances are expected to have them already.
+        instances first. Off by default; instances are expected to have them already.
     type: bool
     default: false
   verbose:
@@ -124,9 +126,9 @@ options:
     type: int
   parameters:
     description:
-      - The parameters of a document other than V(AWS-ApplyAnsiblePlaybooks), for example
-        V({commands: ["systemctl restart model-api"]}) for C(AWS-RunShellScript). Values may be
-        strings or lists of strings.
+      - "The parameters of a document other than V(AWS-ApplyAnsiblePlaybooks), for example
+        C({commands: [\"systemctl restart model-api\"]}) for C(AWS-RunShellScript). Values may be
+        strings or lists of strings."
     type: dict
   comment:
     description:
