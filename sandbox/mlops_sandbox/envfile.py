@@ -15,6 +15,8 @@ DUMMY_SECRET = "testing"  # noqa: S105
 def exports(config: Config, extra: dict[str, str] | None = None) -> dict[str, str]:
     values = {
         "AWS_ENDPOINT_URL": config.moto_url,
+        # SSM goes to the sandbox's Run Command service (it forwards the rest of SSM to moto).
+        "AWS_ENDPOINT_URL_SSM": config.ssm_url,
         "AWS_REGION": config.region,
         "AWS_DEFAULT_REGION": config.region,
         "AWS_ACCESS_KEY_ID": DUMMY_KEY_ID,
@@ -24,6 +26,9 @@ def exports(config: Config, extra: dict[str, str] | None = None) -> dict[str, st
         "AWS_PAGER": "",
         "MLOPS_SANDBOX_NAME": config.name,
         "MLOPS_SANDBOX_ACCOUNT_ID": config.account_id,
+        "MLOPS_SANDBOX_MOTO_PORT": str(config.moto_port),
+        "MLOPS_SANDBOX_SSM_PORT": str(config.ssm_port),
+        "MLOPS_SANDBOX_CONTROL_URL": config.control_url,
     }
     values.update(extra or {})
     return values

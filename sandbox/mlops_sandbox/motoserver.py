@@ -6,7 +6,7 @@ import contextlib
 import sys
 
 from .config import Config
-from .process import Daemon, SandboxError, free_port, http_ok, wait_until
+from .process import Daemon, SandboxError, free_port, http_ok, sandbox_pids, stop_pid, wait_until
 
 MARKER = "mlops_sandbox.moto_main"
 
@@ -29,7 +29,17 @@ class MotoServer:
         self.daemon.stop()
         free_port(self.config.moto_port, MARKER)
         pid = self.daemon.start(
-            [sys.executable, "-m", MARKER, "-H", self.config.bind_host, "-p", str(self.config.moto_port)],
+            [
+                sys.executable,
+                "-m",
+                MARKER,
+                "--sandbox",
+                self.config.name,
+                "-H",
+                self.config.bind_host,
+                "-p",
+                str(self.config.moto_port),
+            ],
             env={"MOTO_ALLOW_NONEXISTENT_REGION": "false"},
         )
         wait_until(self.healthy, 60, f"moto server (pid {pid}) on :{self.config.moto_port}", self.daemon.log_tail)
@@ -37,6 +47,10 @@ class MotoServer:
 
     def down(self) -> str:
         stopped = self.daemon.stop()
+        # A server of this sandbox started from another checkout (another pid file).
+        for pid in sandbox_pids(MARKER, self.config.name):
+            stop_pid(pid)
+            stopped = True
         # Someone else's process on the port is not ours to stop; up() says so.
         with contextlib.suppress(SandboxError):
             free_port(self.config.moto_port, MARKER)

@@ -70,6 +70,25 @@ def listening_pids(port: int) -> set[int]:
     return pids
 
 
+def sandbox_pids(module: str, sandbox: str) -> list[int]:
+    """Processes (other than this one) running ``python -m <module> --sandbox <sandbox> ...``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                args = fh.read().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if module not in args or "--sandbox" not in args:
+            continue
+        at = args.index("--sandbox")
+        if at + 1 < len(args) and args[at + 1] == sandbox and pid_alive(int(entry)):
+            found.append(int(entry))
+    return found
+
+
 def stop_pid(pid: int, timeout: float = 10.0) -> None:
     """SIGTERM the process group of ``pid``, then SIGKILL what is left after ``timeout``."""
     for sig in (signal.SIGTERM, signal.SIGKILL):

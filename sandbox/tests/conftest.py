@@ -25,11 +25,15 @@ class SandboxCli:
     def __init__(self, tmp_path: Path):
         self.name = f"selftest-{uuid.uuid4().hex[:6]}"
         self.port = free_tcp_port()
+        self.ssm_port = free_tcp_port()
         self.env_file = tmp_path / "env"
         self.env = {
             **os.environ,
             "MLOPS_SANDBOX_NAME": self.name,
             "MLOPS_SANDBOX_MOTO_PORT": str(self.port),
+            "MLOPS_SANDBOX_SSM_PORT": str(self.ssm_port),
+            # Lifecycle tests start no fleet unless a test asks for one.
+            "MLOPS_SANDBOX_INSTANCES": "0",
             "MLOPS_SANDBOX_ENV_FILE": str(self.env_file),
             "MLOPS_SANDBOX_STATE": str(tmp_path / "state"),
             "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",

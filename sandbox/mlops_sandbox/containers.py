@@ -1,0 +1,143 @@
+"""The Docker engine through its CLI: the sandbox's network, instance containers, clean-up.
+
+The CLI, not the SDK, because Docker-in-Docker needs ``--security-opt systempaths=unconfined``,
+which only the CLI turns into the engine's settings. Everything created carries the
+sandbox label, so ``down`` finds it again whoever created it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Sequence
+
+from .config import Config
+from .process import SandboxError
+
+INSTANCE_LABEL = "io.mlops-deploy.instance-id"
+KIND_LABEL = "io.mlops-deploy.kind"
+# Docker-in-Docker on this engine (cgroup v1, no CAP_SYS_RESOURCE; see DESIGN.md).
+DIND_OPTIONS = (
+    "--cap-add=ALL",
+    "--cap-drop=SYS_RESOURCE",
+    "--security-opt=seccomp=unconfined",
+    "--security-opt=apparmor=unconfined",
+    "--security-opt=systempaths=unconfined",
+    "--cgroupns=host",
+    "--volume=/sys/fs/cgroup:/sys/fs/cgroup:rw",
+)
+
+
+def docker(*args: str, check: bool = True, timeout: float = 300, stdin: str | None = None) -> str:
+    try:
+        result = subprocess.run(  # noqa: S603 - fixed program, arguments built here
+            ["docker", *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            input=stdin,
+            env={**os.environ, "DOCKER_BUILDKIT": "0"},
+            check=False,
+        )
+    except FileNotFoundError:
+        raise SandboxError("the docker CLI is not installed; run `make setup` (tools/docker-engine.sh)") from None
+    except subprocess.TimeoutExpired:
+        raise SandboxError(f"`docker {' '.join(args[:3])} ...` did not finish within {timeout:.0f}s") from None
+    if check and result.returncode != 0:
+        raise SandboxError(
+            f"`docker {' '.join(args[:4])} ...` failed: {result.stderr.strip() or result.stdout.strip()}"
+        )
+    return result.stdout
+
+
+def engine_answers() -> bool:
+    try:
+        docker("version", "--format", "{{.Server.Version}}", timeout=20)
+    except SandboxError:
+        return False
+    return True
+
+
+def ensure_network(config: Config) -> str:
+    """The sandbox's bridge network; returns its gateway address (the host, seen from instances)."""
+    gateway = network_gateway(config)
+    if gateway:
+        return gateway
+    docker("network", "create", "--driver", "bridge", "--label", config.label, config.network)
+    gateway = network_gateway(config)
+    if not gateway:
+        raise SandboxError(f"network {config.network} has no gateway address; remove it (`make sandbox-down`)")
+    return gateway
+
+
+def network_gateway(config: Config) -> str | None:
+    out = docker("network", "inspect", config.network, check=False)
+    try:
+        info = json.loads(out)[0]
+    except (ValueError, IndexError):
+        return None
+    for entry in info.get("IPAM", {}).get("Config") or []:
+        if entry.get("Gateway"):
+            return entry["Gateway"]
+    return None
+
+
+def labelled(kind: str, config: Config, extra: Sequence[str] = ()) -> list[str]:
+    """IDs of containers / networks / volumes of this sandbox (``kind`` = ps | network | volume)."""
+    filters = [f"--filter=label={config.label}", *(f"--filter=label={x}" for x in extra)]
+    if kind == "ps":
+        out = docker("ps", "-aq", *filters, check=False)
+    else:
+        out = docker(kind, "ls", "-q", *filters, check=False)
+    return out.split()
+
+
+def containers(config: Config) -> list[dict]:
+    """Instance containers of this sandbox: name, instance id, kind, state."""
+    ids = labelled("ps", config)
+    if not ids:
+        return []
+    out = docker("inspect", *ids, check=False)
+    try:
+        infos = json.loads(out or "[]")
+    except ValueError:
+        return []
+    found = []
+    for info in infos:
+        labels = info.get("Config", {}).get("Labels") or {}
+        found.append(
+            {
+                "name": info.get("Name", "").lstrip("/"),
+                "instance_id": labels.get(INSTANCE_LABEL),
+                "kind": labels.get(KIND_LABEL),
+                "running": bool(info.get("State", {}).get("Running")),
+            }
+        )
+    return found
+
+
+def remove(names: Sequence[str]) -> None:
+    if names:
+        docker("rm", "-f", "-v", *names, check=False, timeout=600)
+
+
+def cleanup(config: Config) -> dict[str, int]:
+    """Remove every container, volume and network labelled for this sandbox."""
+    removed = {"containers": 0, "volumes": 0, "networks": 0}
+    ids = labelled("ps", config)
+    if ids:
+        docker("rm", "-f", "-v", *ids, check=False, timeout=600)
+        removed["containers"] = len(ids)
+    volumes = labelled("volume", config)
+    if volumes:
+        docker("volume", "rm", "-f", *volumes, check=False)
+        removed["volumes"] = len(volumes)
+    networks = labelled("network", config)
+    if networks:
+        docker("network", "rm", *networks, check=False)
+        removed["networks"] = len(networks)
+    left = labelled("ps", config) + labelled("volume", config) + labelled("network", config)
+    if left:
+        raise SandboxError(f"could not remove Docker objects of sandbox {config.name}: {' '.join(left)}")
+    return removed

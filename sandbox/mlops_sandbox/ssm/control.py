@@ -1,0 +1,395 @@
+"""The sandbox's own controls behind ``/_sandbox/``: instances in and out, faults on them.
+
+Adding an instance does what launching one does in AWS: an EC2 instance in moto (AMI,
+instance profile, ``Name``/``env`` tags), and for ``full``/``light`` a container that runs
+it (its agent registers with this service by polling). ``simulated`` instances stop at
+moto: the service plays their agent. Removing terminates the EC2 instance and removes the
+container.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import logging
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import boto3
+from botocore.config import Config as BotoConfig
+
+from .. import containers
+from ..config import Config
+from ..images import InstanceImage
+from ..process import SandboxError
+from .engine import Engine
+from .faults import Faults
+from .instances import KINDS, Instance, Registry
+from .simulated import SimSpec
+
+log = logging.getLogger("mlops_sandbox.ssm.control")
+
+ROLE = "mlops-sandbox-instance"
+AMI_NAME = "mlops-sandbox/debian-12"
+INSTANCE_TYPE = "t3.medium"
+MAX_COUNT = 2000
+
+
+class BadRequest(ValueError):
+    """The request cannot be done as asked; the message says what to change."""
+
+
+class Control:
+    def __init__(self, config: Config, engine: Engine, registry: Registry, faults: Faults) -> None:
+        self.config = config
+        self.engine = engine
+        self.registry = registry
+        self.faults = faults
+        session = boto3.session.Session(
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",  # noqa: S106 - moto's dummy credentials
+            region_name=config.region,
+        )
+        boto = BotoConfig(retries={"max_attempts": 5, "mode": "standard"})
+        self.ec2 = session.client("ec2", endpoint_url=config.moto_url, config=boto)
+        self.iam = session.client("iam", endpoint_url=config.moto_url, config=boto)
+        self.provision_lock = threading.Lock()
+        self._ami: str | None = None
+
+    # -- views -------------------------------------------------------------------------
+    def view(self, inst: Instance) -> dict:
+        return {
+            "instance_id": inst.instance_id,
+            "kind": inst.kind,
+            "name": inst.name,
+            "env": inst.env,
+            "tags": inst.tags,
+            "private_ip": inst.private_ip,
+            "container": inst.container,
+            "ping_status": inst.ping_status(time.time(), self.engine.ping_timeout),
+            "sim": inst.sim.to_dict() if inst.sim else None,
+        }
+
+    def list(self, query: dict) -> list[dict]:
+        with self.engine.lock:
+            found = self.registry.select(name=query.get("name"), env=query.get("env"), kind=query.get("kind"))
+            return [self.view(i) for i in found]
+
+    # -- adding ------------------------------------------------------------------------
+    def add(self, body: dict) -> list[dict]:
+        kind = body.get("kind", "light")
+        if kind not in KINDS:
+            raise BadRequest(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+        try:
+            count = int(body.get("count", 1))
+        except (TypeError, ValueError):
+            raise BadRequest(f"count must be a number, got {body.get('count')!r}") from None
+        if not 1 <= count <= MAX_COUNT:
+            raise BadRequest(f"count must be between 1 and {MAX_COUNT}, got {count}")
+        name, env = body.get("name"), body.get("env", "test")
+        if not name or not isinstance(name, str):
+            raise BadRequest("name (the Name tag) is required")
+        tags = body.get("tags") or {}
+        if not isinstance(tags, dict) or not all(isinstance(v, str) for v in tags.values()):
+            raise BadRequest("tags must be an object of string values")
+        sim = None
+        if kind == "simulated":
+            try:
+                sim = SimSpec.from_request(body)
+            except (TypeError, ValueError) as exc:
+                raise BadRequest(str(exc)) from None
+        wait = bool(body.get("wait", True))
+        image = None
+        if kind != "simulated":
+            image, _built = InstanceImage(self.config, kind, log=log.info).ensure()
+        with self.provision_lock:
+            launched = self._launch(count, name, env, tags)
+            instances = [
+                Instance(
+                    instance_id=item["InstanceId"],
+                    kind=kind,
+                    name=name,
+                    env=env,
+                    tags={t["Key"]: t["Value"] for t in item.get("Tags", [])},
+                    private_ip=item["PrivateIpAddress"],
+                    az=item["Placement"]["AvailabilityZone"],
+                    ami=item["ImageId"],
+                    role=ROLE,
+                    sim=sim,
+                )
+                for item in launched
+            ]
+            with self.engine.lock:
+                for inst in instances:
+                    if kind != "simulated":
+                        inst.container = f"mlops-sb-{self.config.name}-{inst.instance_id}"
+                    self.registry.add(inst, save=False)
+                self.registry.save()
+            if kind != "simulated":
+                try:
+                    self._start_containers(instances, image)
+                except SandboxError:
+                    self._remove(instances)
+                    raise
+        if wait and kind != "simulated":
+            self.wait_online(instances, timeout=120 + 2 * count)
+        with self.engine.lock:
+            return [self.view(i) for i in instances]
+
+    def _launch(self, count: int, name: str, env: str, tags: dict[str, str]) -> list[dict]:
+        all_tags = [{"Key": "Name", "Value": name}, {"Key": "env", "Value": env}]
+        all_tags += [{"Key": k, "Value": v} for k, v in tags.items() if k not in ("Name", "env")]
+        launched: list[dict] = []
+        remaining = count
+        while remaining:
+            batch = min(remaining, 250)
+            answer = self.ec2.run_instances(
+                ImageId=self.ami(),
+                InstanceType=INSTANCE_TYPE,
+                MinCount=batch,
+                MaxCount=batch,
+                IamInstanceProfile={"Name": self.instance_profile()},
+                TagSpecifications=[{"ResourceType": "instance", "Tags": all_tags}],
+            )
+            launched += answer["Instances"]
+            remaining -= batch
+        return launched
+
+    def ami(self) -> str:
+        if self._ami is None:
+            images = self.ec2.describe_images(Owners=["self"], Filters=[{"Name": "name", "Values": [AMI_NAME]}])
+            if images["Images"]:
+                self._ami = images["Images"][0]["ImageId"]
+            else:
+                self._ami = self.ec2.register_image(
+                    Name=AMI_NAME, Description="Debian 12 model host (mlops sandbox instance image)"
+                )["ImageId"]
+        return self._ami
+
+    def instance_profile(self) -> str:
+        try:
+            self.iam.get_instance_profile(InstanceProfileName=ROLE)
+        except self.iam.exceptions.NoSuchEntityException:
+            trust = (
+                '{"Version":"2012-10-17","Statement":[{"Effect":"Allow",'
+                '"Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}'
+            )
+            with contextlib.suppress(self.iam.exceptions.EntityAlreadyExistsException):
+                self.iam.create_role(RoleName=ROLE, AssumeRolePolicyDocument=trust)
+            self.iam.create_instance_profile(InstanceProfileName=ROLE)
+            self.iam.add_role_to_instance_profile(InstanceProfileName=ROLE, RoleName=ROLE)
+        return ROLE
+
+    def _start_containers(self, instances: list[Instance], image: str) -> None:
+        gateway = containers.ensure_network(self.config)
+        with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
+            errors = [f.exception() for f in [pool.submit(self._run_container, i, image, gateway) for i in instances]]
+        failed = [str(e) for e in errors if e is not None]
+        if failed:
+            raise SandboxError(f"{len(failed)} instance container(s) did not start: {failed[0]}")
+
+    def _run_container(self, inst: Instance, image: str, gateway: str) -> None:
+        cfg = self.config
+        env = {
+            "MLOPS_INSTANCE_ID": inst.instance_id,
+            "MLOPS_REGION": cfg.region,
+            "MLOPS_AZ": inst.az,
+            "MLOPS_ACCOUNT_ID": cfg.account_id,
+            "MLOPS_ROLE": inst.role,
+            "MLOPS_PRIVATE_IP": inst.private_ip,
+            "MLOPS_AMI_ID": inst.ami,
+            "MLOPS_INSTANCE_TYPE": INSTANCE_TYPE,
+            "MLOPS_SSM_ENDPOINT": f"http://{gateway}:{cfg.ssm_port}",
+            "AWS_ENDPOINT_URL": f"http://{gateway}:{cfg.moto_port}",
+            "AWS_ENDPOINT_URL_SSM": f"http://{gateway}:{cfg.ssm_port}",
+            "AWS_DEFAULT_REGION": cfg.region,
+            "AWS_REGION": cfg.region,
+        }
+        args = [
+            "create",
+            f"--name={inst.container}",
+            f"--hostname={inst.hostname}",
+            f"--network={cfg.network}",
+            f"--label={cfg.label}",
+            f"--label={containers.INSTANCE_LABEL}={inst.instance_id}",
+            f"--label={containers.KIND_LABEL}={inst.kind}",
+            f"--add-host={cfg.ecr_host}:{gateway}",
+            *(f"--env={k}={v}" for k, v in env.items()),
+        ]
+        if inst.kind == "full":
+            volume = f"{inst.container}-docker"
+            containers.docker("volume", "create", f"--label={cfg.label}", volume)
+            args += [*containers.DIND_OPTIONS, f"--volume={volume}:/var/lib/docker"]
+        else:
+            args.append("--cap-add=NET_ADMIN")
+        containers.docker(*args, image)
+        if inst.kind == "full" and cfg.registry_ca.is_file():
+            # The registry standing in for ECR: trust its CA in the instance's engine.
+            with tempfile.TemporaryDirectory() as tmp:
+                certs = Path(tmp) / cfg.ecr_host
+                certs.mkdir()
+                shutil.copy(cfg.registry_ca, certs / "ca.crt")
+                containers.docker("cp", str(certs), f"{inst.container}:/etc/docker/certs.d/")
+        containers.docker("start", inst.container)
+
+    def wait_online(self, instances: list[Instance], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            with self.engine.lock:
+                now = time.time()
+                waiting = [i for i in instances if i.ping_status(now, self.engine.ping_timeout) != "Online"]
+            if not waiting:
+                return
+            if time.monotonic() >= deadline:
+                names = ", ".join(i.instance_id for i in waiting[:5])
+                tail = containers.docker("logs", "--tail", "15", waiting[0].container or "", check=False, timeout=20)
+                raise SandboxError(
+                    f"{len(waiting)} instance(s) did not come online within {timeout:.0f}s ({names}); "
+                    f"last lines of {waiting[0].container}:\n{tail}"
+                )
+            time.sleep(0.2)
+
+    # -- removing -------------------------------------------------------------------------
+    def remove(self, body: dict) -> list[str]:
+        ids = body.get("instance_ids")
+        if not (body.get("name") or body.get("env") or body.get("kind") or ids):
+            raise BadRequest("say which instances to remove: name, env, kind or instance_ids")
+        with self.engine.lock:
+            found = self.registry.select(name=body.get("name"), env=body.get("env"), kind=body.get("kind"), ids=ids)
+        self._remove(found)
+        return [i.instance_id for i in found]
+
+    def _remove(self, instances: list[Instance]) -> None:
+        if not instances:
+            return
+        with self.engine.lock:
+            for inst in instances:
+                if self.registry.remove(inst.instance_id) is not None:
+                    self.engine.instance_removed(inst)
+        names = [i.container for i in instances if i.container]
+        for start in range(0, len(names), 50):
+            containers.remove(names[start : start + 50])
+        volumes = [f"{n}-docker" for n in names if n]
+        if volumes:
+            containers.docker("volume", "rm", "-f", *volumes, check=False)
+        ids = [i.instance_id for i in instances]
+        for start in range(0, len(ids), 500):
+            try:
+                self.ec2.terminate_instances(InstanceIds=ids[start : start + 500])
+            except self.ec2.exceptions.ClientError as exc:
+                log.warning("terminating %s in moto failed: %s", ids[start], exc)
+
+    # -- the default fleet ---------------------------------------------------------------------
+    def ensure(self, body: dict) -> list[dict]:
+        """At least ``count`` running instances of ``kind`` tagged name/env: restart, then add."""
+        kind, name, env = body.get("kind", "full"), body.get("name"), body.get("env", "local")
+        count = int(body.get("count", 0))
+        with self.engine.lock:
+            have = self.registry.select(name=name, env=env, kind=kind)
+        running = {c["name"] for c in containers.containers(self.config) if c["running"]}
+        stopped = [i for i in have if i.container and i.container not in running]
+        for inst in stopped:
+            containers.docker("start", inst.container, check=False)
+        if stopped:
+            self.wait_online(stopped, timeout=120)
+        missing = count - len(have)
+        if missing > 0:
+            self.add({"kind": kind, "name": name, "env": env, "count": missing})
+        with self.engine.lock:
+            return [self.view(i) for i in self.registry.select(name=name, env=env, kind=kind)]
+
+    def reconcile(self) -> list[str]:
+        """After a restart: drop registered instances whose EC2 instance or container is gone."""
+        with self.engine.lock:
+            known = list(self.registry.by_id.values())
+        if not known:
+            return []
+        try:
+            alive: set[str] = set()
+            for page in self.ec2.get_paginator("describe_instances").paginate(
+                Filters=[{"Name": "instance-state-name", "Values": ["running"]}]
+            ):
+                for reservation in page["Reservations"]:
+                    alive |= {i["InstanceId"] for i in reservation["Instances"]}
+        except Exception as exc:  # moto not reachable: keep everything, say so
+            log.warning("cannot check instances against EC2: %s", exc)
+            return []
+        existing = {c["name"] for c in containers.containers(self.config)}
+        gone = [i for i in known if i.instance_id not in alive or (i.container and i.container not in existing)]
+        self._remove(gone)
+        return [i.instance_id for i in gone]
+
+    # -- faults on instances --------------------------------------------------------------------
+    def _targets(self, body: dict) -> list[Instance]:
+        ids = body.get("instance_ids")
+        if not ids and not body.get("name"):
+            raise BadRequest("say which instances: instance_ids or name")
+        with self.engine.lock:
+            found = self.registry.select(name=body.get("name"), env=body.get("env"), ids=ids)
+        if ids:
+            unknown = sorted(set(ids) - {i.instance_id for i in found})
+            if unknown:
+                raise BadRequest(f"no such instance(s) in the sandbox: {', '.join(unknown)}")
+        if not found:
+            raise BadRequest(f"no instance matches {body}")
+        return found
+
+    def offline(self, body: dict) -> list[str]:
+        """The agent stops answering (SIGSTOP); running scripts go on, nothing is delivered."""
+        found = self._targets(body)
+        for inst in found:
+            if inst.kind == "simulated":
+                with self.engine.lock:
+                    inst.offline = True
+            else:
+                self._agent_signal(inst, "STOP")
+        return [i.instance_id for i in found]
+
+    def online(self, body: dict) -> list[str]:
+        found = self._targets(body)
+        for inst in found:
+            if inst.kind == "simulated":
+                with self.engine.lock:
+                    inst.offline = False
+                    inst.killed = False
+            elif self._running(inst):
+                self._agent_signal(inst, "CONT")
+            else:  # killed: boot it again
+                containers.docker("start", inst.container or "", timeout=60)
+            self.engine.instance_back(inst)
+        return [i.instance_id for i in found]
+
+    @staticmethod
+    def _running(inst: Instance) -> bool:
+        out = containers.docker("inspect", "-f", "{{.State.Running}}", inst.container or "", check=False)
+        return out.strip() == "true"
+
+    def _agent_signal(self, inst: Instance, sig: str) -> None:
+        containers.docker(
+            "exec", inst.container or "", "sh", "-c", f"kill -{sig} $(cat /run/mlops-agent.pid)", timeout=30
+        )
+
+    def kill(self, body: dict) -> list[str]:
+        """Kill instances now, or when their next invocation starts (``on: start``, ``after`` s later)."""
+        found = self._targets(body)
+        when = body.get("on", "now")
+        if when not in ("now", "start"):
+            raise BadRequest(f"on must be 'now' or 'start', got {when!r}")
+        after = float(body.get("after", 0))
+        for inst in found:
+            if when == "start":
+                self.faults.arm_kill(inst.instance_id, after)
+            else:
+                self.kill_now(inst)
+        return [i.instance_id for i in found]
+
+    def kill_now(self, inst: Instance) -> None:
+        """What a crash looks like: every process of the instance gone at once."""
+        if inst.kind == "simulated":
+            with self.engine.lock:
+                inst.killed = True
+            return
+        containers.docker("kill", "--signal=KILL", inst.container or "", check=False, timeout=60)

@@ -1,0 +1,130 @@
+"""Command output to CloudWatch Logs (moto), as the SSM agent streams it.
+
+Streams are ``<command-id>/<instance-id>/<step>/stdout`` and ``.../stderr``; the group is
+the one given in CloudWatchOutputConfig, or ``/aws/ssm/<document>`` by default. The group
+and the streams are created when missing. Output arrives in pieces while a command runs;
+each complete line becomes one event, a trailing partial line waits for the rest (or for
+the end of the step).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import threading
+import time
+from collections import defaultdict
+
+import boto3
+from botocore.config import Config as BotoConfig
+from botocore.exceptions import BotoCoreError, ClientError
+
+log = logging.getLogger("mlops_sandbox.ssm.cwlogs")
+
+MAX_EVENT_CHARS = 256 * 1024 - 26  # CloudWatch's event size limit (bytes, minus overhead)
+
+
+def default_group(document: str) -> str:
+    return f"/aws/ssm/{document}"
+
+
+class LogWriter:
+    """Background writer: ``write()`` never blocks the caller on moto."""
+
+    def __init__(self, endpoint_url: str, region: str) -> None:
+        self.client = boto3.client(
+            "logs",
+            endpoint_url=endpoint_url,
+            region_name=region,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",  # noqa: S106 - moto's dummy credentials
+            config=BotoConfig(retries={"max_attempts": 5, "mode": "standard"}),
+        )
+        self.queue: queue.Queue[tuple[str, str, str, bool] | None] = queue.Queue()
+        self.partial: dict[tuple[str, str], str] = defaultdict(str)
+        self.known_groups: set[str] = set()
+        self.known_streams: set[tuple[str, str]] = set()
+        self.pending = 0
+        self.idle = threading.Condition()
+        self.thread = threading.Thread(target=self._run, name="cloudwatch-writer", daemon=True)
+        self.thread.start()
+
+    def write(self, group: str, stream: str, text: str, final: bool = False) -> None:
+        if not text and not final:
+            return
+        with self.idle:
+            self.pending += 1
+        self.queue.put((group, stream, text, final))
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Wait until everything written so far is in CloudWatch."""
+        deadline = time.monotonic() + timeout
+        with self.idle:
+            while self.pending:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self.idle.wait(left)
+        return True
+
+    def _run(self) -> None:
+        while True:
+            item = self.queue.get()
+            batch = [item]
+            # Gather what else is queued, so a busy command costs few calls.
+            time.sleep(0.2)
+            while True:
+                try:
+                    batch.append(self.queue.get_nowait())
+                except queue.Empty:
+                    break
+            events: dict[tuple[str, str], list[dict]] = defaultdict(list)
+            for entry in batch:
+                if entry is None:
+                    continue
+                group, stream, text, final = entry
+                key = (group, stream)
+                now_ms = int(time.time() * 1000)
+                data = self.partial.pop(key, "") + text
+                lines = data.split("\n")
+                rest = lines.pop()  # "" when the text ended with a newline
+                if final and rest:
+                    lines.append(rest)
+                    rest = ""
+                if rest:
+                    self.partial[key] = rest
+                for line in lines:
+                    for start in range(0, max(len(line), 1), MAX_EVENT_CHARS):
+                        events[key].append({"timestamp": now_ms, "message": line[start : start + MAX_EVENT_CHARS]})
+            for (group, stream), items in events.items():
+                self._put(group, stream, items)
+            with self.idle:
+                self.pending -= len(batch)
+                self.idle.notify_all()
+
+    def _put(self, group: str, stream: str, events: list[dict]) -> None:
+        for attempt in (1, 2):
+            try:
+                self._ensure(group, stream)
+                for start in range(0, len(events), 5000):
+                    self.client.put_log_events(
+                        logGroupName=group, logStreamName=stream, logEvents=events[start : start + 5000]
+                    )
+                return
+            except (BotoCoreError, ClientError) as exc:
+                # A group deleted by a test under our feet: forget what we knew and retry once.
+                self.known_groups.discard(group)
+                self.known_streams.discard((group, stream))
+                if attempt == 2:
+                    log.warning("CloudWatch write to %s %s failed: %s", group, stream, exc)
+
+    def _ensure(self, group: str, stream: str) -> None:
+        if group not in self.known_groups:
+            with contextlib.suppress(self.client.exceptions.ResourceAlreadyExistsException):
+                self.client.create_log_group(logGroupName=group)
+            self.known_groups.add(group)
+        if (group, stream) not in self.known_streams:
+            with contextlib.suppress(self.client.exceptions.ResourceAlreadyExistsException):
+                self.client.create_log_stream(logGroupName=group, logStreamName=stream)
+            self.known_streams.add((group, stream))

@@ -1,0 +1,246 @@
+"""The SSM service's HTTP endpoint.
+
+- ``POST /`` with ``X-Amz-Target: AmazonSSM.<Action>``: the SSM JSON protocol. Run Command
+  actions are answered here; every other action (Parameter Store, documents, ...) is
+  forwarded to moto as it came, so one endpoint serves all of SSM.
+- ``/_agent/poll``, ``/_agent/update``: the instances' agents.
+- ``/_sandbox/...``: instances, faults, API call counters (see ``routes``), JSON in and out.
+
+Every SSM call is counted per action and may be throttled by the fault switch, before it
+is answered or forwarded.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from ..process import SandboxError
+from .api import Api
+from .control import BadRequest, Control
+from .errors import SsmError, throttled
+from .faults import Faults
+
+log = logging.getLogger("mlops_sandbox.ssm.server")
+TARGET_PREFIX = "AmazonSSM."
+HOP_HEADERS = {"host", "connection", "keep-alive", "transfer-encoding", "content-length"}
+
+
+class Service:
+    """Everything a request handler needs, shared by all handler threads."""
+
+    def __init__(self, api: Api, control: Control, faults: Faults, moto: tuple[str, int]) -> None:
+        self.api = api
+        self.control = control
+        self.faults = faults
+        self.moto = moto
+        self.started = time.time()
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "Server"
+    service: Service
+
+    def log_message(self, fmt: str, *args) -> None:
+        return
+
+    # -- plumbing ------------------------------------------------------------------------
+    def _body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _reply(self, status: int, payload: dict | list | bytes, headers: dict | None = None) -> None:
+        data = payload if isinstance(payload, bytes) else json.dumps(payload, default=str).encode()
+        self.send_response(status)
+        headers = {"Content-Type": "application/x-amz-json-1.1", **(headers or {})}
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _json(self) -> dict:
+        raw = self._body()
+        if not raw:
+            return {}
+        value = json.loads(raw)
+        if not isinstance(value, dict):
+            raise ValueError("the body must be a JSON object")
+        return value
+
+    # -- dispatch ----------------------------------------------------------------------------
+    def do_POST(self) -> None:  # noqa: N802
+        path = urllib.parse.urlparse(self.path).path
+        if path.startswith("/_agent/"):
+            self._agent(path)
+        elif path.startswith("/_sandbox/"):
+            self._control("POST", path)
+        else:
+            self._ssm()
+
+    def do_GET(self) -> None:  # noqa: N802
+        path = urllib.parse.urlparse(self.path).path
+        if path.startswith("/_sandbox/"):
+            self._control("GET", path)
+        else:
+            self._reply(404, {"message": "the SSM service speaks POST (JSON protocol)"})
+
+    def do_DELETE(self) -> None:  # noqa: N802
+        self._control("DELETE", urllib.parse.urlparse(self.path).path)
+
+    # -- SSM API ---------------------------------------------------------------------------------
+    def _ssm(self) -> None:
+        target = self.headers.get("X-Amz-Target", "")
+        body = self._body()
+        action = target[len(TARGET_PREFIX) :] if target.startswith(TARGET_PREFIX) else ""
+        if not action:
+            self._error(SsmError("UnknownOperationException", f"unknown operation {target!r}"))
+            return
+        if self.service.faults.call(action):
+            log.info("%s throttled", action)
+            self._error(throttled())
+            return
+        api = self.service.api
+        if not api.handles(action):
+            self._forward(body)
+            return
+        try:
+            request = json.loads(body or b"{}")
+            if not isinstance(request, dict):
+                raise ValueError
+        except ValueError:
+            self._error(SsmError("SerializationException", "the request body is not a JSON object"))
+            return
+        try:
+            answer = api.call(action, request)
+        except SsmError as exc:
+            log.info("%s -> %s: %s", action, exc.code, exc.message)
+            self._error(exc)
+            return
+        except Exception:
+            log.exception("%s failed", action)
+            self._error(SsmError("InternalServerError", "the sandbox's SSM service failed; see its log", 500))
+            return
+        self._reply(200, answer)
+
+    def _error(self, exc: SsmError) -> None:
+        self._reply(exc.status, exc.body(), {"x-amzn-ErrorType": exc.code})
+
+    def _forward(self, body: bytes) -> None:
+        host, port = self.service.moto
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_HEADERS}
+        conn = http.client.HTTPConnection(host, port, timeout=60)
+        try:
+            conn.request("POST", self.path, body=body, headers=headers)
+            resp = conn.getresponse()
+            data = resp.read()
+            passed = {k: v for k, v in resp.getheaders() if k.lower() not in HOP_HEADERS}
+            self.send_response(resp.status)
+            for key, value in passed.items():
+                self.send_header(key, value)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        except OSError as exc:
+            self._error(SsmError("InternalServerError", f"moto did not answer the forwarded call: {exc}", 500))
+        finally:
+            conn.close()
+
+    # -- agents ------------------------------------------------------------------------------------
+    def _agent(self, path: str) -> None:
+        engine = self.service.api.engine
+        try:
+            body = self._json()
+            iid = str(body.get("instance_id", ""))
+            if path == "/_agent/poll":
+                messages = engine.poll(iid, min(float(body.get("wait", 5)), 20.0))
+                if messages is None:
+                    self._reply(404, {"message": f"instance {iid} is not registered"})
+                    return
+                self._reply(200, {"messages": messages})
+            elif path == "/_agent/update":
+                self._reply(200, engine.update(iid, body))
+            else:
+                self._reply(404, {"message": f"no agent route {path}"})
+        except (ValueError, TypeError) as exc:
+            self._reply(400, {"message": str(exc)})
+
+    # -- sandbox controls ---------------------------------------------------------------------------
+    def _control(self, method: str, path: str) -> None:
+        query = dict(urllib.parse.parse_qsl(urllib.parse.urlparse(self.path).query))
+        try:
+            body = self._json() if method != "GET" else {}
+            answer = self._route(method, path.rstrip("/"), body, query)
+        except BadRequest as exc:
+            self._reply(400, {"error": str(exc)}, {"Content-Type": "application/json"})
+            return
+        except (ValueError, TypeError) as exc:
+            self._reply(400, {"error": f"bad request: {exc}"}, {"Content-Type": "application/json"})
+            return
+        except SandboxError as exc:
+            self._reply(500, {"error": str(exc)}, {"Content-Type": "application/json"})
+            return
+        except Exception as exc:
+            log.exception("%s %s failed", method, path)
+            self._reply(500, {"error": f"{type(exc).__name__}: {exc}"}, {"Content-Type": "application/json"})
+            return
+        if answer is None:
+            self._reply(404, {"error": f"no route {method} {path}"}, {"Content-Type": "application/json"})
+        else:
+            self._reply(200, answer, {"Content-Type": "application/json"})
+
+    def _route(self, method: str, path: str, body: dict, query: dict):
+        svc = self.service
+        control, faults = svc.control, svc.faults
+        routes = {
+            ("GET", "/_sandbox/health"): lambda: {"ok": True, "uptime": round(time.time() - svc.started, 1)},
+            ("GET", "/_sandbox/instances"): lambda: {"instances": control.list(query)},
+            ("POST", "/_sandbox/instances"): lambda: {"instances": control.add(body)},
+            ("POST", "/_sandbox/instances/ensure"): lambda: {"instances": control.ensure(body)},
+            ("POST", "/_sandbox/instances/remove"): lambda: {"removed": control.remove(body)},
+            ("DELETE", "/_sandbox/instances"): lambda: {"removed": control.remove({**query, **body})},
+            ("GET", "/_sandbox/faults"): faults.state,
+            ("POST", "/_sandbox/faults/throttle"): lambda: {
+                "throttle": _rule(
+                    faults.set_throttle(
+                        float(body.get("share", 0)), body.get("actions"), body.get("limit"), body.get("seed")
+                    )
+                )
+            },
+            ("POST", "/_sandbox/faults/delay"): lambda: _done(
+                faults.set_delay(float(body.get("seconds", 0)), body.get("instance_ids")), faults.state()
+            ),
+            ("POST", "/_sandbox/faults/offline"): lambda: {"offline": control.offline(body)},
+            ("POST", "/_sandbox/faults/online"): lambda: {"online": control.online(body)},
+            ("POST", "/_sandbox/faults/kill"): lambda: {"killed": control.kill(body)},
+            ("POST", "/_sandbox/faults/clear"): lambda: _done(faults.clear(), faults.state()),
+            ("GET", "/_sandbox/calls"): faults.counters,
+            ("POST", "/_sandbox/calls/reset"): faults.reset_counters,
+            ("DELETE", "/_sandbox/calls"): faults.reset_counters,
+        }
+        handler = routes.get((method, path))
+        return handler() if handler else None
+
+
+def _rule(rule) -> dict | None:
+    return rule.to_dict() if rule else None
+
+
+def _done(_ignored, value):
+    return value
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256
+    allow_reuse_address = True
+
+
+def make_server(service: Service, host: str, port: int) -> Server:
+    handler = type("SsmHandler", (Handler,), {"service": service})
+    return Server((host, port), handler)

@@ -1,0 +1,54 @@
+"""The SSM Run Command service as a sandbox component (a daemon like the moto server)."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+
+from .config import Config
+from .process import Daemon, SandboxError, free_port, http_ok, sandbox_pids, stop_pid, wait_until
+
+MARKER = "mlops_sandbox.ssm"
+
+
+class SsmService:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.daemon = Daemon("ssm", config.state_dir, config.log_dir)
+
+    @property
+    def health_url(self) -> str:
+        return f"{self.config.control_url}/health"
+
+    def healthy(self) -> bool:
+        return http_ok(self.health_url)
+
+    def _leftovers(self) -> list[int]:
+        """Services of this sandbox started from anywhere (found by command line, not pid file)."""
+        return sandbox_pids(MARKER, self.config.name)
+
+    def up(self) -> str:
+        if self.daemon.pid() and self.healthy():
+            return f"SSM service already up on :{self.config.ssm_port} (pid {self.daemon.pid()})"
+        self.daemon.stop()
+        for pid in self._leftovers():
+            stop_pid(pid)
+        free_port(self.config.ssm_port, MARKER)
+        pid = self.daemon.start([sys.executable, "-m", MARKER, "--sandbox", self.config.name])
+        wait_until(self.healthy, 60, f"SSM service (pid {pid}) on :{self.config.ssm_port}", self.daemon.log_tail)
+        return f"SSM service up on :{self.config.ssm_port} (pid {pid}, log {self.daemon.logfile})"
+
+    def down(self) -> str:
+        stopped = self.daemon.stop()
+        for pid in self._leftovers():
+            stop_pid(pid)
+            stopped = True
+        with contextlib.suppress(SandboxError):
+            free_port(self.config.ssm_port, MARKER)
+        return "SSM service stopped" if stopped else "SSM service was not running"
+
+    def status(self) -> str:
+        pid = self.daemon.pid()
+        if pid and self.healthy():
+            return f"ssm: up on :{self.config.ssm_port} (pid {pid})"
+        return "ssm: down"
