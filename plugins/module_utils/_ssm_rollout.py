@@ -32,6 +32,8 @@ CANCEL_GRACE = 30.0
 # CloudWatch tails are fetched for at most this many failed instances (the rest come
 # from the invocation output), so that a fleet-wide failure stays a few calls.
 CLOUDWATCH_TAILS_MAX = 10
+# Seconds after sending during which missing invocations are expected (SSM creates them).
+MISSING_GRACE = 5.0
 # Errors worth a retry besides the ones AWSRetry knows (SSM says ThrottlingException).
 RETRY_EXTRA_CODES = ["ThrottlingException"]
 
@@ -254,14 +256,20 @@ class Follower:
         self.report = report
         self.poll_max_interval = poll_max_interval
         self.polls = 0
+        self.finished = {}  # command ID -> its invocations (Details), once it is over
 
-    def follow(self, sends, expected, deadline, label=None, started=None):
-        """Poll until done or ``deadline`` (clock time). Returns ``"done"`` or ``"timeout"``."""
+    def follow(self, sends, expected, deadline, label=None):
+        """Poll until done or ``deadline`` (clock time). Returns ``"done"`` or ``"timeout"``.
+
+        In the ListCommands mode, the invocations of each command are listed (with their
+        output) as soon as that command is over, and kept in ``self.finished``: when the
+        last one ends, only its own command remains to be read.
+        """
         command_ids = [send["command_id"] for send in sends]
         invoked_after = min((send.get("requested") for send in sends if send.get("requested")), default=None)
         one_page = len(command_ids) == 1 and len(expected) <= rules.LIST_PAGE_MAX
         schedule = PollSchedule(cap=self.poll_max_interval)
-        started = self.clock() if started is None else started
+        started = self.clock()
         delay, last_phrase = schedule.floor, None
         while True:
             self.sleep(max(0.0, min(delay, deadline - self.clock())))
@@ -269,12 +277,9 @@ class Follower:
             if one_page:
                 invocations = self.api.list_invocations(command_ids[0])
                 fold = rules.fold_statuses(expected, invocations)
-                if not fold["done"] and self._only_missing_left(fold):
-                    fold = rules.fold_statuses(
-                        expected,
-                        invocations,
-                        rules.commands_terminal(self.api.list_commands(command_ids), command_ids),
-                    )
+                if not fold["done"] and self._only_missing_left(fold, invocations, self.clock() - started):
+                    over = rules.commands_terminal(self.api.list_commands(command_ids), command_ids)
+                    fold = rules.fold_statuses(expected, invocations, over)
                 done, phrase = fold["done"], rules.status_phrase(fold["counts"])
                 completed = sum(1 for s in fold["instances"].values() if s["outcome"] is not None)
             else:
@@ -282,6 +287,10 @@ class Follower:
                 counters = rules.command_counts(commands)
                 done = rules.commands_terminal(commands, command_ids)
                 phrase, completed = rules.counters_phrase(counters), counters["completed"]
+                for command in commands:
+                    cid = command["CommandId"]
+                    if cid not in self.finished and rules.commands_terminal([command], [cid]):
+                        self.finished[cid] = self.api.list_invocations(cid, details=True)
             if self.report and label and phrase != last_phrase:
                 self.report(rules.progress_line(label[0], label[1], len(expected), phrase, self.clock() - started))
             last_phrase = phrase
@@ -292,9 +301,12 @@ class Follower:
             delay = schedule.observe(self.clock(), completed, len(expected))
 
     @staticmethod
-    def _only_missing_left(fold):
+    def _only_missing_left(fold, invocations, elapsed):
+        """Every instance is over or has no invocation, and some have none: ask whether
+        the command is over (not in the first seconds, while SSM creates them)."""
         states = fold["instances"].values()
-        return all(s["outcome"] is not None or s["status"] is None for s in states)
+        waiting = all(s["outcome"] is not None or s["status"] is None for s in states)
+        return waiting and (bool(invocations) or elapsed > MISSING_GRACE)
 
 
 PollSchedule = rules.PollSchedule
@@ -476,7 +488,10 @@ class Rollout:
         tail_lines = self.params.get("tail_lines", 20)
         invocations, details = [], {}
         for send in sends:
-            for invocation in self.api.list_invocations(send["command_id"], details=True):
+            listed = self.follower.finished.pop(send["command_id"], None)
+            if listed is None or snapshot is not None:
+                listed = self.api.list_invocations(send["command_id"], details=True)
+            for invocation in listed:
                 invocations.append(invocation)
                 details[invocation["InstanceId"]] = rules.invocation_details(invocation, tail_lines)
         fold = rules.fold_statuses(batch, invocations, commands_done=True)
