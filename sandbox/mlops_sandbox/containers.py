@@ -94,7 +94,7 @@ def labelled(kind: str, config: Config, extra: Sequence[str] = ()) -> list[str]:
 
 
 def containers(config: Config) -> list[dict]:
-    """Instance containers of this sandbox: name, instance id, kind, state."""
+    """Instance containers of this sandbox: name, instance id, kind, running, image."""
     ids = labelled("ps", config)
     if not ids:
         return []
@@ -112,6 +112,7 @@ def containers(config: Config) -> list[dict]:
                 "instance_id": labels.get(INSTANCE_LABEL),
                 "kind": labels.get(KIND_LABEL),
                 "running": bool(info.get("State", {}).get("Running")),
+                "image": info.get("Config", {}).get("Image"),
             }
         )
     return found

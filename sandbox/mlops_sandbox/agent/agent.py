@@ -18,6 +18,9 @@ Standard library only (it runs on instances without any Python packages).
 from __future__ import annotations
 
 import contextlib
+import datetime
+import hashlib
+import hmac
 import json
 import os
 import re
@@ -55,22 +58,71 @@ def post_json(url: str, payload: dict, timeout: float = 30) -> dict:
     return json.loads(data or b"{}")
 
 
+def metadata(path: str) -> str:
+    """One IMDSv2 read (token first), as the SSM agent reads the instance's identity."""
+    _s, token = http(
+        "PUT", "http://169.254.169.254/latest/api/token", headers={"X-aws-ec2-metadata-token-ttl-seconds": "60"}
+    )
+    _s, data = http(
+        "GET", f"http://169.254.169.254/latest/{path}", headers={"X-aws-ec2-metadata-token": token.decode()}
+    )
+    return data.decode()
+
+
 def instance_id() -> str:
-    """From IMDSv2, as the SSM agent finds it; the environment as a fallback."""
+    """From IMDSv2; the environment as a fallback."""
     for _ in range(50):
         try:
-            _s, token = http(
-                "PUT", "http://169.254.169.254/latest/api/token", headers={"X-aws-ec2-metadata-token-ttl-seconds": "60"}
-            )
-            _s, iid = http(
-                "GET",
-                "http://169.254.169.254/latest/meta-data/instance-id",
-                headers={"X-aws-ec2-metadata-token": token.decode()},
-            )
-            return iid.decode().strip()
+            return metadata("meta-data/instance-id").strip()
         except OSError:
             time.sleep(0.2)
     return os.environ["MLOPS_INSTANCE_ID"]
+
+
+def role_credentials() -> dict:
+    """The instance profile's credentials from IMDS (what the agent signs its S3 requests with)."""
+    role = metadata("meta-data/iam/security-credentials/").strip().splitlines()[0]
+    return json.loads(metadata(f"meta-data/iam/security-credentials/{role}"))
+
+
+def _hmac(key: bytes, text: str) -> bytes:
+    return hmac.new(key, text.encode(), hashlib.sha256).digest()
+
+
+def sigv4_headers(method: str, url: str, region: str, creds: dict, service: str = "s3") -> dict:
+    """Signature Version 4 headers for a body-less request."""
+    parsed = urllib.parse.urlparse(url)
+    now = datetime.datetime.now(datetime.UTC)
+    amz_date, day = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
+    payload = hashlib.sha256(b"").hexdigest()
+    headers = {"host": parsed.netloc, "x-amz-content-sha256": payload, "x-amz-date": amz_date}
+    if creds.get("Token"):
+        headers["x-amz-security-token"] = creds["Token"]
+    query = sorted(urllib.parse.parse_qsl(parsed.query, keep_blank_values=True))
+    canonical_query = "&".join(
+        f"{urllib.parse.quote(k, safe='-_.~')}={urllib.parse.quote(v, safe='-_.~')}" for k, v in query
+    )
+    signed = ";".join(sorted(headers))
+    canonical = "\n".join(
+        [
+            method,
+            urllib.parse.quote(urllib.parse.unquote(parsed.path or "/"), safe="/-_.~"),
+            canonical_query,
+            "".join(f"{k}:{headers[k]}\n" for k in sorted(headers)),
+            signed,
+            payload,
+        ]
+    )
+    scope = f"{day}/{region}/{service}/aws4_request"
+    to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()])
+    key = _hmac(("AWS4" + creds["SecretAccessKey"]).encode(), day)
+    for part in (region, service, "aws4_request"):
+        key = _hmac(key, part)
+    signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+    headers["Authorization"] = (
+        f"AWS4-HMAC-SHA256 Credential={creds['AccessKeyId']}/{scope}, SignedHeaders={signed}, Signature={signature}"
+    )
+    return headers
 
 
 # -- S3 download ----------------------------------------------------------------------------
@@ -105,10 +157,14 @@ def s3_endpoint() -> str:
     return (os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or "").rstrip("/")
 
 
-def s3_get(bucket: str, key: str) -> bytes:
-    url = f"{s3_endpoint()}/{bucket}/{urllib.parse.quote(key)}"
-    _s, data = http("GET", url, timeout=300)
+def s3_request(url: str, timeout: float = 300) -> bytes:
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    _s, data = http("GET", url, headers=sigv4_headers("GET", url, region, role_credentials()), timeout=timeout)
     return data
+
+
+def s3_get(bucket: str, key: str) -> bytes:
+    return s3_request(f"{s3_endpoint()}/{bucket}/{urllib.parse.quote(key)}")
 
 
 def s3_list(bucket: str, prefix: str) -> list[str]:
@@ -118,7 +174,7 @@ def s3_list(bucket: str, prefix: str) -> list[str]:
         query = {"list-type": "2", "prefix": prefix}
         if token:
             query["continuation-token"] = token
-        _s, data = http("GET", f"{s3_endpoint()}/{bucket}?{urllib.parse.urlencode(query)}")
+        data = s3_request(f"{s3_endpoint()}/{bucket}?{urllib.parse.urlencode(query)}")
         root = ET.fromstring(data)  # noqa: S314 - the sandbox's own moto
         ns = root.tag.split("}")[0] + "}" if root.tag.startswith("{") else ""
         keys += [c.findtext(f"{ns}Key") for c in root.findall(f"{ns}Contents")]

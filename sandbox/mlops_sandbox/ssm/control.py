@@ -289,6 +289,14 @@ class Control:
         count = int(body.get("count", 0))
         with self.engine.lock:
             have = self.registry.select(name=name, env=env, kind=kind)
+        if kind != "simulated":
+            # Instances of an older image (the recipe or the agent changed) are replaced.
+            image, _built = InstanceImage(self.config, kind, log=log.info).ensure()
+            current = {c["name"] for c in containers.containers(self.config) if c["image"] == image}
+            stale = [i for i in have if i.container not in current]
+            if stale:
+                self._remove(stale)
+                have = [i for i in have if i not in stale]
         running = {c["name"] for c in containers.containers(self.config) if c["running"]}
         stopped = [i for i in have if i.container and i.container not in running]
         for inst in stopped:
