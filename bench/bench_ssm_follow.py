@@ -35,12 +35,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / ".build" / "collections"))
 
 import boto3  # noqa: E402
+from ansible_collections.amazon.aws.plugins.module_utils.retries import RetryingBotoClientWrapper  # noqa: E402
 from botocore.config import Config as BotoConfig  # noqa: E402
 from botocore.exceptions import ClientError, WaiterError  # noqa: E402
-from mlops_sandbox.client import Sandbox  # noqa: E402
 
-from ansible_collections.amazon.aws.plugins.module_utils.retries import RetryingBotoClientWrapper  # noqa: E402
 from ansible_collections.mlops.deploy.plugins.module_utils import _ssm_rollout as rollout  # noqa: E402
+from mlops_sandbox.client import Sandbox  # noqa: E402
 
 # The figures the README and the issue quote come from these defaults; the environment
 # may shrink them while working on the benchmark itself.

@@ -19,6 +19,7 @@ ends, so the action plugin does the module's work itself, with the same pieces:
 
 from __future__ import annotations
 
+import json
 import os
 from contextlib import contextmanager
 
@@ -91,6 +92,8 @@ class ActionModule(ActionBase):
         spec.update(argument_spec())
         with _environment(environment):
             _validation, params = self.validate_argument_spec(spec, **SPEC_RULES)
+            # Plain values, as the module would receive them (no templating types).
+            params = json.loads(json.dumps(params, default=str))
             connection = _Connection(params)
             retry = retry_decorator()
             region = connection.region

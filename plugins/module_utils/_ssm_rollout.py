@@ -25,13 +25,15 @@ import time
 from datetime import UTC
 
 from ansible_collections.mlops.deploy.plugins.module_utils import _ssm_run as rules
-from ansible_collections.mlops.deploy.plugins.module_utils._cloudwatch_logs import LogReader, LogsError
+from ansible_collections.mlops.deploy.plugins.module_utils._cloudwatch_logs import LogReader, LogsError, ssm_step_name
 
 # How long a cancelled command is followed for its invocations to land on Cancelled.
 CANCEL_GRACE = 30.0
 # CloudWatch tails are fetched for at most this many failed instances (the rest come
 # from the invocation output), so that a fleet-wide failure stays a few calls.
 CLOUDWATCH_TAILS_MAX = 10
+# CloudWatch output lags behind the invocation's status: read again for up to this long.
+CLOUDWATCH_SETTLE = 15.0
 # Seconds after sending during which missing invocations are expected (SSM creates them).
 MISSING_GRACE = 5.0
 # Errors worth a retry besides the ones AWSRetry knows (SSM says ThrottlingException).
@@ -195,7 +197,7 @@ def document_parameters(params, region, check_mode):
         )
     if ansible_only:
         raise rules.SsmRunError(
-            "%s only apply to %s; pass %s's own parameters in parameters"
+            "%s: for %s only; pass %s's own parameters in parameters"
             % (", ".join(ansible_only), rules.DEFAULT_DOCUMENT, document)
         )
     return document, rules.raw_parameters(params.get("parameters"))
@@ -203,6 +205,7 @@ def document_parameters(params, region, check_mode):
 
 def check_options(params):
     rules.check_rollout_limits(params.get("max_concurrency"), params.get("max_errors"))
+    rules.check_batches(params.get("batches"))
     delivery = params.get("delivery_timeout")
     if delivery is not None and not rules.DELIVERY_TIMEOUT_MIN <= delivery <= rules.DELIVERY_TIMEOUT_MAX:
         raise rules.SsmRunError(
@@ -510,62 +513,105 @@ class Rollout:
                     "stderr_tail": info.get("stderr_tail", []),
                     "log_stream": None,
                     "changed": rules.recap_changed(info.get("recap")),
+                    "_truncated": info.get("truncated", False),
+                    "_step": info.get("step") or rules.ANSIBLE_STEP,
                 }
             )
             if group and state["command_id"]:
-                state["log_stream"] = "%s/%s/%s/stdout" % (state["command_id"], instance_id, rules.ANSIBLE_STEP)
+                state["log_stream"] = "%s/%s/%s/stdout" % (
+                    state["command_id"],
+                    instance_id,
+                    ssm_step_name(state["_step"]),
+                )
             if snapshot is not None:
                 state["status_at_timeout"] = snapshot.get(instance_id)
             states.append(state)
         if group:
             self._cloudwatch_tails(group, states, tail_lines)
             self._cloudwatch_recaps(group, states)
+        for state in states:
+            del state["_truncated"], state["_step"]
         return states
 
     def _cloudwatch_tails(self, group, states, tail_lines):
-        """Failed instances' last lines from CloudWatch Logs (whole output, not the
-        first 2,500 characters the invocation keeps)."""
+        """The last lines of failed instances whose invocation output SSM cut (it keeps
+        the first 2,500 characters), from their CloudWatch streams, whole."""
         reader = LogReader(self.api.logs, self.api.region)
-        failed = [s for s in states if s["outcome"] != "success" and s["command_id"]]
-        for state in failed[:CLOUDWATCH_TAILS_MAX]:
-            for output in ("stdout", "stderr"):
-                selection = {
-                    "ssm_command_id": state["command_id"],
-                    "instance_id": state["instance_id"],
-                    "step": rules.ANSIBLE_STEP,
-                    "output": output,
-                }
-                try:
-                    read = reader.read(group, selection, tail_lines=tail_lines)
-                except LogsError:
-                    continue  # nothing written there; the invocation output stays
-                lines = [event["message"] for event in read["events"]]
-                text = "\n".join(lines)
-                state[output + "_tail"] = rules.tail(text, tail_lines)
+        wanted = [s for s in states if s["outcome"] != "success" and s["command_id"] and s["_truncated"]]
+        pending = {
+            (s["instance_id"], output): s for s in wanted[:CLOUDWATCH_TAILS_MAX] for output in ("stdout", "stderr")
+        }
+
+        def read(key):
+            state, output = pending[key], key[1]
+            selection = {
+                "ssm_command_id": state["command_id"],
+                "instance_id": state["instance_id"],
+                "step": state["_step"],
+                "output": output,
+            }
+            try:
+                events = reader.read(group, selection, tail_lines=tail_lines)["events"]
+            except LogsError:
+                return None  # no such stream (yet)
+            return [event["message"] for event in events]
+
+        def settled(key, lines, before):
+            # The agent uploads output while and after the step runs: the stream is whole
+            # once it ends with a play recap, or once it stopped growing.
+            if key[1] == "stdout" and rules.parse_recap("\n".join(lines or [])):
+                return True
+            return lines is not None and lines == before
+
+        for key, lines in self._settle(pending, read, settled).items():
+            if lines:
+                pending[key][key[1] + "_tail"] = rules.tail("\n".join(lines), tail_lines)
 
     def _cloudwatch_recaps(self, group, states):
-        """The PLAY RECAP of instances whose invocation output was cut before it."""
+        """The PLAY RECAP of instances whose invocation output SSM cut before it."""
         if self._document != rules.DEFAULT_DOCUMENT:
             return
-        unknown = {}
+        waiting = {}
         for state in states:
-            if state["changed"] is None and state["command_id"] and state["response_code"] not in (None, -1):
-                unknown.setdefault(state["command_id"], []).append(state)
+            if state["changed"] is None and state["_truncated"] and state["response_code"] not in (None, -1):
+                waiting.setdefault(state["command_id"], {})[state["instance_id"]] = state
         reader = LogReader(self.api.logs, self.api.region)
-        for command_id, waiting in unknown.items():
+
+        def read(command_id):
             selection = {"ssm_command_id": command_id, "step": rules.ANSIBLE_STEP, "output": "stdout"}
             try:
-                read = reader.read(group, selection, pattern='"unreachable="')
+                events = reader.read(group, selection, pattern='"unreachable="')["events"]
             except LogsError:
-                continue
+                return {}
             by_instance = {}
-            for event in read["events"]:
+            for event in events:
                 parts = (event.get("stream") or "").split("/")
                 if len(parts) == 4:
                     by_instance.setdefault(parts[1], []).append(event["message"])
-            for state in waiting:
-                recap = rules.parse_recap("\n".join(by_instance.get(state["instance_id"], [])))
-                state["changed"] = rules.recap_changed(recap)
+            return {iid: rules.parse_recap("\n".join(lines)) for iid, lines in by_instance.items()}
+
+        def settled(command_id, recaps, _before):
+            return all(recaps.get(iid) for iid in waiting[command_id])
+
+        for command_id, recaps in self._settle(waiting, read, settled).items():
+            for instance_id, state in waiting[command_id].items():
+                state["changed"] = rules.recap_changed(recaps.get(instance_id))
+
+    def _settle(self, keys, read, settled):
+        """Read each key until ``settled(key, value, previous)`` or CLOUDWATCH_SETTLE
+        seconds passed; returns the last value read for each."""
+        deadline = self.clock() + CLOUDWATCH_SETTLE
+        values, previous = {}, {}
+        todo = list(keys)
+        while todo:
+            for key in todo:
+                values[key] = read(key)
+            todo = [key for key in todo if not settled(key, values[key], previous.get(key))]
+            if not todo or self.clock() >= deadline:
+                return values
+            previous.update((key, values[key]) for key in todo)
+            self.sleep(1.0)
+        return values
 
     def _not_started(self, first_batch, batches):
         states = []

@@ -243,6 +243,12 @@ def _batch_size(entry, total):
     return int(text)
 
 
+def check_batches(batches):
+    """Refuse a bad ``batches`` list before anything is resolved or sent."""
+    for entry in batches or []:
+        _batch_size(entry, 100)
+
+
 def plan_batches(instance_ids, batches=None):
     """Split the fleet into rolling batches, the way the play keyword ``serial`` does.
 
@@ -294,9 +300,10 @@ def format_extra_vars(extra_vars):
         elif value is None:
             raise SsmRunError("extra_vars.%s has no value; ExtraVariables cannot carry an empty value" % name)
         else:
+            kind = "list" if isinstance(value, (list, tuple)) else "dict" if isinstance(value, dict) else "structure"
             raise SsmRunError(
                 "extra_vars.%s is a %s: ExtraVariables carries only simple key=value words; %s"
-                % (name, type(value).__name__, BUNDLE_HINT)
+                % (name, kind, BUNDLE_HINT)
             )
         if text == "":
             raise SsmRunError("extra_vars.%s is empty; ExtraVariables cannot carry an empty value" % name)
@@ -663,8 +670,10 @@ RECAP_LINE = re.compile(
     r"\s+failed=(?P<failed>\d+)(?:\s+skipped=(?P<skipped>\d+))?(?:\s+rescued=(?P<rescued>\d+))?"
     r"(?:\s+ignored=(?P<ignored>\d+))?\s*$"
 )
-# How the SSM agent joins a plugin's stdout and stderr in Output.
+# How the SSM agent joins a plugin's stdout and stderr in Output, and cuts it.
 OUTPUT_ERROR_MARK = "----------ERROR-------"
+OUTPUT_TRUNCATED_MARK = "---Output truncated---"
+OUTPUT_KEPT = 2500
 
 
 def parse_recap(text):
@@ -748,6 +757,8 @@ def invocation_details(invocation, tail_lines, step=ANSIBLE_STEP):
     ends = [p.get("ResponseFinishDateTime") for p in plugins if p.get("ResponseFinishDateTime")]
     duration = seconds_between(min(starts, key=_sort_key), max(ends, key=_sort_key)) if starts and ends else None
     stdout, stderr = split_output(main.get("Output"))
+    stdout = stdout.replace(OUTPUT_TRUNCATED_MARK, "").rstrip("\n")
+    stderr = stderr.replace(OUTPUT_TRUNCATED_MARK, "").rstrip("\n")
     if not wanted and plugins:
         # No step of that name: join every step's output.
         parts = [split_output(p.get("Output")) for p in plugins]
@@ -759,7 +770,15 @@ def invocation_details(invocation, tail_lines, step=ANSIBLE_STEP):
         "stdout_tail": tail(stdout, tail_lines),
         "stderr_tail": tail(stderr, tail_lines),
         "recap": parse_recap(stdout),
+        "step": main.get("Name") or step,
+        "truncated": output_truncated(main.get("Output")),
     }
+
+
+def output_truncated(output):
+    """Whether a plugin's Output was cut: SSM keeps its first 2,500 characters."""
+    text = output or ""
+    return len(text) >= OUTPUT_KEPT - 100 or OUTPUT_TRUNCATED_MARK in text
 
 
 def _sort_key(value):

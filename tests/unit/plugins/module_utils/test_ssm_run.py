@@ -276,6 +276,17 @@ def test_bad_batch_entries(entry):
         ssm.plan_batches(FLEET, [1, entry])
 
 
+@pytest.mark.parametrize("batches", [[1, "25%", "100%"], ["10%"], [], None, ["3", 5]])
+def test_check_batches_accepts(batches):
+    ssm.check_batches(batches)
+
+
+@pytest.mark.parametrize("batches", [[0], ["0%"], ["150%"], [1, "x"]])
+def test_check_batches_refuses_before_anything_is_resolved(batches):
+    with pytest.raises(ssm.SsmRunError, match="batches entry"):
+        ssm.check_batches(batches)
+
+
 def test_chunks_of_fifty():
     assert [len(c) for c in ssm.chunks(FLEET[:100] + FLEET[:20], 50)] == [50, 50, 20]
 
@@ -733,7 +744,38 @@ def test_invocation_details_from_a_failed_run():
 def test_invocation_details_when_never_run():
     entry = invocation(I1, "Failed", "Undeliverable")
     info = ssm.invocation_details(entry, tail_lines=5)
-    assert info == {"response_code": None, "duration": None, "stdout_tail": [], "stderr_tail": [], "recap": None}
+    assert info == {
+        "response_code": None,
+        "duration": None,
+        "stdout_tail": [],
+        "stderr_tail": [],
+        "recap": None,
+        "step": "runShellScript",
+        "truncated": False,
+    }
+
+
+@pytest.mark.parametrize(
+    ("output", "truncated"),
+    [
+        ("", False),
+        (None, False),
+        ("x" * 1000, False),
+        ("x" * 2500, True),  # SSM keeps the first 2,500 characters
+        ("x" * 2477 + "\n---Output truncated---", True),
+    ],
+)
+def test_output_truncated(output, truncated):
+    assert ssm.output_truncated(output) is truncated
+
+
+def test_a_cut_output_is_marked_and_the_mark_is_not_a_line():
+    output = "line\n" * 600
+    entry = invocation(I1, "Failed", rc=2, output=output[:2475] + "\n---Output truncated---", end=3.0)
+    info = ssm.invocation_details(entry, tail_lines=2)
+    assert info["truncated"]
+    assert info["stdout_tail"] == ["line", "line"]
+    assert info["recap"] is None
 
 
 def test_invocation_details_of_a_shell_document():
