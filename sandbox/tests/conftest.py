@@ -1,18 +1,25 @@
-"""The sandbox's own tests. Lifecycle tests run a throw-away sandbox under another name
-and port, so the sandbox the other layers use is never disturbed."""
+"""The sandbox's own tests.
+
+Lifecycle tests run a throw-away sandbox under another name and ports, so the sandbox
+the other layers use is never disturbed. The other tests drive the running sandbox
+(`make sandbox-up`) through its exports, with the real AWS CLI where a user would, and
+create the instances they need (removed afterwards)."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
 import pytest
 
 BIN = Path(sys.executable).parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def free_tcp_port() -> int:
@@ -66,3 +73,153 @@ def sandbox_cli(tmp_path):
     cli = SandboxCli(tmp_path)
     yield cli
     cli("down")
+
+
+# -- the running sandbox (`make sandbox-up`; the sandbox-test layer brings it up first) ------------
+
+
+def _read_exports(path: Path) -> dict[str, str]:
+    import shlex
+
+    values = {}
+    for line in path.read_text().splitlines():
+        if line.startswith("export "):
+            key, _sep, value = line[len("export ") :].partition("=")
+            values[key] = shlex.split(value)[0] if value else ""
+    return values
+
+
+@pytest.fixture(scope="session")
+def sandbox_env() -> dict[str, str]:
+    """The exports of the running sandbox, as any client would source them."""
+    from mlops_sandbox.config import Config
+
+    path = Config().env_file
+    if not path.is_absolute():
+        path = ROOT / path
+    if not path.exists():
+        pytest.fail(f"the sandbox is not up ({path} missing): run `make sandbox-up`")
+    exports = _read_exports(path)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(exports)
+    env["PATH"] = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"
+    return env
+
+
+class Aws:
+    """The real AWS CLI (awscli v1 from .venv), configured only by the sandbox's exports."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+
+    def run(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(BIN / "aws"), *args, "--output", "json"],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def __call__(self, *args: str, timeout: float = 120):
+        result = self.run(*args, timeout=timeout)
+        assert result.returncode == 0, f"aws {' '.join(args)} failed ({result.returncode}): {result.stderr}"
+        return json.loads(result.stdout) if result.stdout.strip() else None
+
+    def fails(self, *args: str) -> str:
+        """Run a call that must fail; returns its stderr."""
+        result = self.run(*args)
+        assert result.returncode != 0, f"aws {' '.join(args)} succeeded: {result.stdout}"
+        return result.stderr
+
+
+@pytest.fixture(scope="session")
+def aws(sandbox_env) -> Aws:
+    return Aws(sandbox_env)
+
+
+@pytest.fixture(scope="session")
+def control(sandbox_env):
+    from mlops_sandbox.client import Sandbox
+
+    return Sandbox(sandbox_env["MLOPS_SANDBOX_CONTROL_URL"])
+
+
+def boto_client(sandbox_env: dict[str, str], service: str, retries: int = 5):
+    import boto3
+    from botocore.config import Config as BotoConfig
+
+    endpoint = sandbox_env.get(f"AWS_ENDPOINT_URL_{service.upper()}") or sandbox_env["AWS_ENDPOINT_URL"]
+    return boto3.client(
+        service,
+        endpoint_url=endpoint,
+        region_name=sandbox_env["AWS_REGION"],
+        aws_access_key_id=sandbox_env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=sandbox_env["AWS_SECRET_ACCESS_KEY"],
+        config=BotoConfig(retries={"max_attempts": retries, "mode": "standard"}),
+    )
+
+
+@pytest.fixture(scope="session")
+def ssm(sandbox_env):
+    return boto_client(sandbox_env, "ssm")
+
+
+@pytest.fixture(scope="session")
+def logs(sandbox_env):
+    return boto_client(sandbox_env, "logs")
+
+
+@pytest.fixture(scope="session")
+def s3_bucket(sandbox_env) -> str:
+    """A bucket in moto for playbooks and bundles."""
+    name = f"sandbox-tests-{uuid.uuid4().hex[:8]}"
+    boto_client(sandbox_env, "s3").create_bucket(
+        Bucket=name, CreateBucketConfiguration={"LocationConstraint": sandbox_env["AWS_REGION"]}
+    )
+    return name
+
+
+def wait_for(check, timeout: float, what: str, interval: float = 0.5):
+    """Poll ``check`` until it returns something truthy; fail with ``what`` after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    pytest.fail(f"{what}: not reached within {timeout:.0f}s (last seen: {last!r})")
+
+
+TERMINAL = {"Success", "Failed", "TimedOut", "Cancelled"}
+
+
+def wait_command(ssm, command_id: str, timeout: float = 120) -> dict:
+    """The command once every invocation ended (ListCommands says so)."""
+
+    def done():
+        command = ssm.list_commands(CommandId=command_id)["Commands"][0]
+        return command if command["Status"] in TERMINAL else None
+
+    return wait_for(done, timeout, f"command {command_id} to end")
+
+
+def invocations(ssm, command_id: str, details: bool = True) -> dict[str, dict]:
+    pages = ssm.get_paginator("list_command_invocations").paginate(CommandId=command_id, Details=details)
+    return {inv["InstanceId"]: inv for page in pages for inv in page["CommandInvocations"]}
+
+
+@pytest.fixture(scope="session")
+def model_servers(ssm) -> list[str]:
+    """The default fleet `make sandbox-up` started: full instances Name=model-server, env=local."""
+    from mlops_sandbox.config import Config
+
+    config = Config()
+    found = ssm.describe_instance_information(
+        Filters=[{"Key": "tag:Name", "Values": [config.instance_name]}, {"Key": "PingStatus", "Values": ["Online"]}]
+    )["InstanceInformationList"]
+    ids = sorted(i["InstanceId"] for i in found)
+    assert len(ids) >= 1, "no Online model-server instance: is the sandbox up with its fleet?"
+    return ids

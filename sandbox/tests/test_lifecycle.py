@@ -1,4 +1,4 @@
-"""Bring-up, idempotence, leftovers and teardown of the sandbox (moto server part)."""
+"""Bring-up, idempotence, leftovers and teardown of a throw-away sandbox."""
 
 from __future__ import annotations
 
@@ -88,8 +88,67 @@ def test_down_leaves_nothing_behind(sandbox_cli):
     result = sandbox_cli("down")
     assert result.returncode == 0, result.stderr
     assert "moto stopped" in result.stdout
+    assert "SSM service stopped" in result.stdout
     assert not pid_alive(pid)
     assert listening_pids(sandbox_cli.port) == set()
     assert not sandbox_cli.env_file.exists()
     # And down again is fine.
     assert sandbox_cli("down").returncode == 0
+
+
+def _docker_objects(name: str) -> dict[str, list[str]]:
+    label = f"label=io.mlops-deploy.sandbox={name}"
+
+    def ids(*args: str) -> list[str]:
+        return subprocess.run(
+            ["docker", *args, "--filter", label], capture_output=True, text=True, check=True
+        ).stdout.split()
+
+    return {
+        "containers": ids("ps", "-aq"),
+        "volumes": ids("volume", "ls", "-q"),
+        "networks": ids("network", "ls", "-q"),
+    }
+
+
+def test_bring_up_from_nothing_then_teardown_leaves_nothing(sandbox_cli):
+    """A fleet of one full instance from nothing, used by a real client; then nothing is left,
+    even with the pid files gone (as for a sandbox started from another checkout)."""
+    from mlops_sandbox.process import sandbox_pids
+
+    sandbox_cli.env["MLOPS_SANDBOX_INSTANCES"] = "1"
+    assert _docker_objects(sandbox_cli.name) == {"containers": [], "volumes": [], "networks": []}
+    up = sandbox_cli("up", timeout=900)
+    assert up.returncode == 0, up.stderr
+    assert "1 full instance(s) Name=model-server env=local online" in up.stdout
+    objects = _docker_objects(sandbox_cli.name)
+    assert (len(objects["containers"]), len(objects["volumes"]), len(objects["networks"])) == (1, 1, 1)
+
+    env = {**os.environ, **sandbox_cli.exports()}
+    env.pop("AWS_PROFILE", None)
+    info = subprocess.run(
+        [str(BIN / "aws"), "ssm", "describe-instance-information", "--output", "json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert info.returncode == 0, info.stderr
+    assert [i["PingStatus"] for i in json.loads(info.stdout)["InstanceInformationList"]] == ["Online"]
+
+    daemons = sandbox_pids("mlops_sandbox.ssm", sandbox_cli.name) + sandbox_pids(
+        "mlops_sandbox.moto_main", sandbox_cli.name
+    )
+    assert len(daemons) == 2
+    for pidfile in sandbox_cli.state_dir.glob("*.pid"):
+        pidfile.unlink()
+    down = sandbox_cli("down", timeout=300)
+    assert down.returncode == 0, down.stderr
+    assert "removed 1 container(s), 1 volume(s), 1 network(s)" in down.stdout
+    assert _docker_objects(sandbox_cli.name) == {"containers": [], "volumes": [], "networks": []}
+    assert not any(pid_alive(pid) for pid in daemons)
+    assert sandbox_pids("mlops_sandbox.ssm", sandbox_cli.name) == []
+    assert listening_pids(sandbox_cli.port) == set()
+    assert listening_pids(sandbox_cli.ssm_port) == set()
+    assert not sandbox_cli.env_file.exists()

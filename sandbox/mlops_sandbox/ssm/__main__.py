@@ -13,6 +13,7 @@ import sys
 import threading
 
 from ..config import Config
+from ..ssmservice import code_digest
 from .api import Api
 from .control import Control
 from .cwlogs import LogWriter
@@ -45,9 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     dropped = control.reconcile()
     log.info("registry: %d instance(s) loaded, %d dropped (gone from EC2 or Docker)", len(loaded), len(dropped))
     engine.start()
-    server = make_server(
-        Service(api, control, faults, ("127.0.0.1", config.moto_port)), config.bind_host, config.ssm_port
-    )
+    service = Service(api, control, faults, ("127.0.0.1", config.moto_port), code_digest())
+    server = make_server(service, config.bind_host, config.ssm_port)
     log.info(
         "SSM service for sandbox %s on %s:%d (moto on :%d)",
         config.name,

@@ -154,9 +154,15 @@ class Control:
                 IamInstanceProfile={"Name": self.instance_profile()},
                 TagSpecifications=[{"ResourceType": "instance", "Tags": all_tags}],
             )
+            # moto attaches the instance profile to the first instance of a batch only.
+            with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+                list(pool.map(self._attach_profile, [i["InstanceId"] for i in answer["Instances"][1:]]))
             launched += answer["Instances"]
             remaining -= batch
         return launched
+
+    def _attach_profile(self, instance_id: str) -> None:
+        self.ec2.associate_iam_instance_profile(IamInstanceProfile={"Name": ROLE}, InstanceId=instance_id)
 
     def ami(self) -> str:
         if self._ami is None:
@@ -208,8 +214,9 @@ class Control:
             "AWS_DEFAULT_REGION": cfg.region,
             "AWS_REGION": cfg.region,
         }
+        copy_ca = inst.kind == "full" and cfg.registry_ca.is_file()
         args = [
-            "create",
+            "create" if copy_ca else "run",
             f"--name={inst.container}",
             f"--hostname={inst.hostname}",
             f"--network={cfg.network}",
@@ -225,14 +232,16 @@ class Control:
             args += [*containers.DIND_OPTIONS, f"--volume={volume}:/var/lib/docker"]
         else:
             args.append("--cap-add=NET_ADMIN")
+        if not copy_ca:
+            containers.docker(*args, "--detach", image)
+            return
         containers.docker(*args, image)
-        if inst.kind == "full" and cfg.registry_ca.is_file():
-            # The registry standing in for ECR: trust its CA in the instance's engine.
-            with tempfile.TemporaryDirectory() as tmp:
-                certs = Path(tmp) / cfg.ecr_host
-                certs.mkdir()
-                shutil.copy(cfg.registry_ca, certs / "ca.crt")
-                containers.docker("cp", str(certs), f"{inst.container}:/etc/docker/certs.d/")
+        # The registry standing in for ECR: its CA trusted by the instance's engine.
+        with tempfile.TemporaryDirectory() as tmp:
+            certs = Path(tmp) / cfg.ecr_host
+            certs.mkdir()
+            shutil.copy(cfg.registry_ca, certs / "ca.crt")
+            containers.docker("cp", str(certs), f"{inst.container}:/etc/docker/certs.d/")
         containers.docker("start", inst.container)
 
     def wait_online(self, instances: list[Instance], timeout: float) -> None:
@@ -270,8 +279,9 @@ class Control:
                 if self.registry.remove(inst.instance_id) is not None:
                     self.engine.instance_removed(inst)
         names = [i.container for i in instances if i.container]
-        for start in range(0, len(names), 50):
-            containers.remove(names[start : start + 50])
+        chunks = [names[start : start + 30] for start in range(0, len(names), 30)]
+        with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
+            list(pool.map(containers.remove, chunks))
         volumes = [f"{n}-docker" for n in names if n]
         if volumes:
             containers.docker("volume", "rm", "-f", *volumes, check=False)

@@ -4,7 +4,7 @@ Streams are ``<command-id>/<instance-id>/<step>/stdout`` and ``.../stderr``; the
 the one given in CloudWatchOutputConfig, or ``/aws/ssm/<document>`` by default. The group
 and the streams are created when missing. Output arrives in pieces while a command runs;
 each complete line becomes one event, a trailing partial line waits for the rest (or for
-the end of the step).
+the end of the step); empty lines are left out, as CloudWatch takes no empty message.
 """
 
 from __future__ import annotations
@@ -95,7 +95,9 @@ class LogWriter:
                 if rest:
                     self.partial[key] = rest
                 for line in lines:
-                    for start in range(0, max(len(line), 1), MAX_EVENT_CHARS):
+                    if not line:
+                        continue  # CloudWatch refuses empty messages
+                    for start in range(0, len(line), MAX_EVENT_CHARS):
                         events[key].append({"timestamp": now_ms, "message": line[start : start + MAX_EVENT_CHARS]})
             for (group, stream), items in events.items():
                 self._put(group, stream, items)

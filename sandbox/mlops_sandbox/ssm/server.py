@@ -33,8 +33,9 @@ HOP_HEADERS = {"host", "connection", "keep-alive", "transfer-encoding", "content
 class Service:
     """Everything a request handler needs, shared by all handler threads."""
 
-    def __init__(self, api: Api, control: Control, faults: Faults, moto: tuple[str, int]) -> None:
+    def __init__(self, api: Api, control: Control, faults: Faults, moto: tuple[str, int], code: str = "") -> None:
         self.api = api
+        self.code = code
         self.control = control
         self.faults = faults
         self.moto = moto
@@ -201,7 +202,11 @@ class Handler(BaseHTTPRequestHandler):
         svc = self.service
         control, faults = svc.control, svc.faults
         routes = {
-            ("GET", "/_sandbox/health"): lambda: {"ok": True, "uptime": round(time.time() - svc.started, 1)},
+            ("GET", "/_sandbox/health"): lambda: {
+                "ok": True,
+                "uptime": round(time.time() - svc.started, 1),
+                "code": svc.code,
+            },
             ("GET", "/_sandbox/instances"): lambda: {"instances": control.list(query)},
             ("POST", "/_sandbox/instances"): lambda: {"instances": control.add(body)},
             ("POST", "/_sandbox/instances/ensure"): lambda: {"instances": control.ensure(body)},

@@ -1,0 +1,72 @@
+"""Throttling as AWS answers it, the per-action call counters, and the rest of SSM
+(Parameter Store) through the same endpoint."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from botocore.exceptions import ClientError
+
+from .conftest import boto_client
+
+
+@pytest.fixture
+def clean_faults(control):
+    control.clear_faults()
+    yield control
+    control.clear_faults()
+
+
+def test_throttled_calls_get_throttling_exception(sandbox_env, clean_faults):
+    control = clean_faults
+    no_retries = boto_client(sandbox_env, "ssm", retries=1)
+    control.throttle(1.0, actions=["DescribeInstanceInformation"])
+    with pytest.raises(ClientError) as err:
+        no_retries.describe_instance_information()
+    error = err.value.response["Error"]
+    assert (error["Code"], error["Message"]) == ("ThrottlingException", "Rate exceeded")
+    assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert no_retries.list_commands(MaxResults=1)["ResponseMetadata"]["HTTPStatusCode"] == 200  # other actions pass
+    control.throttle(0)
+    assert no_retries.describe_instance_information()["ResponseMetadata"]["HTTPStatusCode"] == 200
+
+
+def test_clients_retry_through_throttling_and_calls_are_counted(aws, clean_faults):
+    control = clean_faults
+    control.reset_calls()
+    # The next two calls are refused; the AWS CLI retries (as boto3 does) and gets through.
+    control.throttle(1.0, limit=2)
+    listed = aws("ssm", "describe-instance-information", "--max-items", "5")
+    assert "InstanceInformationList" in listed
+    counts = control.calls()
+    assert counts["calls"] == {"DescribeInstanceInformation": 3}
+    assert counts["throttled"] == {"DescribeInstanceInformation": 2}
+    assert control.faults()["throttle"] is None  # the limit retired the rule
+    assert control.reset_calls()["total"] == 3
+    assert control.calls() == {"calls": {}, "throttled": {}, "total": 0}
+
+
+def test_share_of_calls_throttled(sandbox_env, clean_faults):
+    control = clean_faults
+    no_retries = boto_client(sandbox_env, "ssm", retries=1)
+    control.throttle(0.5, seed=11)
+    outcomes = []
+    for _ in range(60):
+        try:
+            no_retries.list_commands(MaxResults=1)
+            outcomes.append("ok")
+        except ClientError as exc:
+            outcomes.append(exc.response["Error"]["Code"])
+    assert set(outcomes) == {"ok", "ThrottlingException"}
+    assert 15 <= outcomes.count("ThrottlingException") <= 45
+
+
+def test_parameter_store_through_the_ssm_endpoint(aws, ssm):
+    name = f"/sandbox-tests/{uuid.uuid4().hex[:8]}/lock"
+    aws("ssm", "put-parameter", "--name", name, "--value", "owner=ci-1", "--type", "String")
+    assert aws("ssm", "get-parameter", "--name", name)["Parameter"]["Value"] == "owner=ci-1"
+    with pytest.raises(ClientError) as err:
+        ssm.put_parameter(Name=name, Value="owner=ci-2", Type="String", Overwrite=False)
+    assert err.value.response["Error"]["Code"] == "ParameterAlreadyExists"
+    assert ssm.get_parameter_history(Name=name)["Parameters"][0]["Value"] == "owner=ci-1"
