@@ -99,8 +99,8 @@ class ActionModule(ActionBase):
             region = connection.region
             api = SsmApi(
                 connection.client("ssm", retry_decorator=retry),
-                connection.client("ec2", retry_decorator=retry),
-                connection.client("logs", retry_decorator=retry),
+                lambda: connection.client("ec2", retry_decorator=retry),
+                lambda: connection.client("logs", retry_decorator=retry),
                 region,
             )
             rollout = Rollout(api, params, self._task.check_mode, report=self._progress)

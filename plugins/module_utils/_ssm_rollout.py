@@ -89,10 +89,25 @@ class SsmApi:
     RetryingBotoClientWrapper (``aws_retry=True`` retries throttled calls)."""
 
     def __init__(self, ssm, ec2=None, logs=None, region=None):
+        """``ec2`` and ``logs`` may be clients or functions that make one: they are made
+        only when needed (tag targets; CloudWatch output)."""
         self.ssm = ssm
-        self.ec2 = ec2
-        self.logs = logs
+        self._clients = {"ec2": ec2, "logs": logs}
         self.region = region
+
+    def _client(self, name):
+        client = self._clients[name]
+        if callable(client):
+            client = self._clients[name] = client()
+        return client
+
+    @property
+    def ec2(self):
+        return self._client("ec2")
+
+    @property
+    def logs(self):
+        return self._client("logs")
 
     def describe_instances(self, filters):
         reservations, params = [], {"Filters": filters, "MaxResults": 1000}

@@ -491,8 +491,8 @@ def main():
     retry = retry_decorator()
     api = SsmApi(
         module.client("ssm", retry_decorator=retry),
-        module.client("ec2", retry_decorator=retry),
-        module.client("logs", retry_decorator=retry),
+        lambda: module.client("ec2", retry_decorator=retry),
+        lambda: module.client("logs", retry_decorator=retry),
         module.region,
     )
     rollout = Rollout(api, module.params, check_mode=module.check_mode)
