@@ -10,7 +10,7 @@ export ANSIBLE_CONFIG := $(ROOT)/tests/ansible.cfg
 export DOCKER_BUILDKIT := 0
 
 .PHONY: help setup test lint ansible-lint sanity unit integration sandbox-test \
-        sandbox-up sandbox-down build lock clean
+        sandbox-up sandbox-down build lock clean bench
 
 help:
 	@echo "make demo         sandbox up, model deployed to a local fleet and tested"
@@ -18,6 +18,7 @@ help:
 	@echo "make lint | ansible-lint | sanity | unit | integration | sandbox-test   one layer"
 	@echo "make sandbox-up | sandbox-down   the local AWS stand-in (.sandbox/env)"
 	@echo "make build        the collection tarball"
+	@echo "make bench        every benchmark (bench/bench_*.py), against the sandbox"
 
 setup:
 	@tools/setup.sh
@@ -33,6 +34,11 @@ sandbox-up: setup
 
 sandbox-down:
 	@if [ -x $(VENV)/bin/mlops-sandbox ]; then mlops-sandbox down; else echo "sandbox: nothing set up"; fi
+
+# Benchmarks print figures and ratios against a baseline measured in the same run.
+bench: setup
+	@mlops-sandbox up
+	@for script in bench/bench_*.py; do echo "---- $$script"; python "$$script" || exit 1; done
 
 build: setup
 	@ansible-galaxy collection build --force --output-path .build/dist . >/dev/null

@@ -39,7 +39,9 @@ layer_lint() {
 
 layer_ansible-lint() {
   local log=$OUT/ansible-lint.log
-  ansible-lint --profile production --offline --nocolor 2>&1 | tee "$log"
+  # Its collection cache in this checkout, not the shared ~/.ansible: another checkout's
+  # copy of mlops.deploy installed there would shadow this one.
+  ANSIBLE_HOME=$ROOT/.ansible ansible-lint --profile production --offline --nocolor 2>&1 | tee "$log"
   local rc=${PIPESTATUS[0]}
   LAYER_INFO=$(grep -E '^(Passed|Failed):' "$log" | tail -n1 | sed -E "s/ Profile 'production' was required.*//")
   return "$rc"

@@ -255,35 +255,31 @@ seealso:
 """
 
 EXAMPLES = r"""
-- name: Deploy release r42 to the prod model servers, canary first
-  hosts: localhost
-  gather_facts: false
-  module_defaults:
-    group/mlops.deploy.aws:
-      region: eu-west-1
-      profile: prod
-  tasks:
-    - name: Run deploy.yml from the release bundle on every instance tagged Name=model-server
-      mlops.deploy.ssm_run_playbook:
-        targets:
-          - tag:Name=model-server
-          - tag:env=prod
-        playbook_url: s3://acme-releases/releases/prod/r42.zip
-        playbook_file: deploy.yml
-        extra_vars:
-          env: prod
-          release_id: r42
-        batches: [1, "25%", "100%"]
-        cloudwatch_log_group: /mlops/deploy/prod
-        execution_timeout: 900
-        timeout: 1800
-      register: deploy
+# In a play on localhost; module_defaults can set region and profile for every AWS module:
+#   module_defaults:
+#     group/mlops.deploy.aws: {region: eu-west-1, profile: prod}
 
-    - name: Show what ran where
-      ansible.builtin.debug:
-        msg: "{{ deploy.summary }} in commands {{ deploy.command_ids }}"
+- name: Run deploy.yml from the release bundle on every instance tagged Name=model-server, canary first
+  mlops.deploy.ssm_run_playbook:
+    targets:
+      - tag:Name=model-server
+      - tag:env=prod
+    playbook_url: s3://acme-releases/releases/prod/r42.zip
+    playbook_file: deploy.yml
+    extra_vars:
+      env: prod
+      release_id: r42
+    batches: [1, "25%", "100%"]
+    cloudwatch_log_group: /mlops/deploy/prod
+    execution_timeout: 900
+    timeout: 1800
+  register: deploy
 
-- name: The same on the hosts of an amazon.aws.aws_ec2 inventory group, in check mode (--check on the instances)
+- name: Show what ran where
+  ansible.builtin.debug:
+    msg: "{{ deploy.summary }} in commands {{ deploy.command_ids }}"
+
+- name: The hosts of an amazon.aws.aws_ec2 inventory group, in check mode (--check on the instances)
   mlops.deploy.ssm_run_playbook:
     inventory_hosts: "{{ groups['model_servers'] | map('extract', hostvars) | list }}"
     playbook_url: s3://acme-releases/releases/staging/r42.zip
@@ -310,22 +306,20 @@ EXAMPLES = r"""
     max_concurrency: 10%
     max_errors: "1"
 
-- name: A failed rollout shows the logs; keep going to roll back
+- name: A failed rollout shows the logs; roll the instances that ran it back
   block:
-    - name: Deploy
+    - name: Deploy r43
       mlops.deploy.ssm_run_playbook:
         targets: ["tag:Name=model-server"]
         playbook_url: s3://acme-releases/releases/prod/r43.zip
         playbook_file: deploy.yml
         batches: [1, "50%"]
-      register: deploy
   rescue:
-    - name: Instances that ran r43 (failed ones included)
-      ansible.builtin.set_fact:
-        updated: "{{ ansible_failed_result.instances | selectattr('response_code', 'ne', None) | list }}"
-    - name: Roll the instances that took r43 back to r42
+    - name: Roll the instances that ran r43 (the failed ones too) back to r42
+      vars:
+        ran_r43: "{{ ansible_failed_result.instances | rejectattr('response_code', 'in', [none, -1]) }}"
       mlops.deploy.ssm_run_playbook:
-        instance_ids: "{{ updated | map(attribute='instance_id') | list }}"
+        instance_ids: "{{ ran_r43 | map(attribute='instance_id') | list }}"
         playbook_url: s3://acme-releases/releases/prod/r42.zip
         playbook_file: deploy.yml
 """

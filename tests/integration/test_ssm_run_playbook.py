@@ -203,6 +203,12 @@ def test_preflight_catches_offline_and_unmanaged(playbook, aws, aws_env, simulat
         ec2.terminate_instances(InstanceIds=[unmanaged])
 
 
+def test_inventory_hosts_as_targets(playbook, aws_env, simulated):
+    _name, ids = simulated(3, duration=0.5)
+    result = playbook.run("ssm_run_playbook/inventory.yml", base_vars(aws_env, instance_ids=ids))
+    assert_play_ok(result)
+
+
 def test_throttling_of_30_percent_of_calls_still_succeeds(playbook, aws_env, simulated, clean_faults, tmp_path):
     # Invocations that take 4-12 s: enough polls for 30% of them to be throttled several times.
     name, _ids = simulated(8, duration={"kind": "uniform", "low": 4, "high": 12})
