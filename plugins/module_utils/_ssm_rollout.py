@@ -40,6 +40,12 @@ MISSING_GRACE = 5.0
 RETRY_EXTRA_CODES = ["ThrottlingException"]
 
 
+def error_code(exc):
+    """The AWS error code of a botocore ClientError (None for anything else)."""
+    response = getattr(exc, "response", None)
+    return (response.get("Error") or {}).get("Code") if isinstance(response, dict) else None
+
+
 def retry_decorator():
     """The retry policy of every call: jittered backoff, throttling included."""
     from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
@@ -292,24 +298,14 @@ class Follower:
         while True:
             self.sleep(max(0.0, min(delay, deadline - self.clock())))
             self.polls += 1
-            if one_page:
-                invocations = self.api.list_invocations(command_ids[0])
-                fold = rules.fold_statuses(expected, invocations)
-                if not fold["done"] and self._only_missing_left(fold, invocations, self.clock() - started):
-                    over = rules.commands_terminal(self.api.list_commands(command_ids), command_ids)
-                    fold = rules.fold_statuses(expected, invocations, over)
-                done, phrase = fold["done"], rules.status_phrase(fold["counts"])
-                completed = sum(1 for s in fold["instances"].values() if s["outcome"] is not None)
-            else:
-                commands = self.api.list_commands(command_ids, invoked_after)
-                counters = rules.command_counts(commands)
-                done = rules.commands_terminal(commands, command_ids)
-                phrase, completed = rules.counters_phrase(counters), counters["completed"]
-                for command in commands:
-                    cid = command["CommandId"]
-                    if cid not in self.finished and rules.commands_terminal([command], [cid]):
-                        self.finished[cid] = self.api.list_invocations(cid, details=True)
-            if self.report and label and phrase != last_phrase:
+            try:
+                done, phrase, completed = self._poll(command_ids, expected, one_page, invoked_after, started)
+            except Exception as exc:  # botocore's ClientError, not imported here
+                # Right after SendCommand, SSM may not know the command yet.
+                if error_code(exc) != "InvalidCommandId" or self.clock() - started > MISSING_GRACE:
+                    raise
+                done, phrase, completed = False, last_phrase, schedule.completed
+            if self.report and label and phrase and phrase != last_phrase:
                 self.report(rules.progress_line(label[0], label[1], len(expected), phrase, self.clock() - started))
             last_phrase = phrase
             if done:
@@ -317,6 +313,24 @@ class Follower:
             if self.clock() >= deadline:
                 return "timeout"
             delay = schedule.observe(self.clock(), completed, len(expected))
+
+    def _poll(self, command_ids, expected, one_page, invoked_after, started):
+        """One poll: ``(done, progress phrase, completed count)``."""
+        if one_page:
+            invocations = self.api.list_invocations(command_ids[0])
+            fold = rules.fold_statuses(expected, invocations)
+            if not fold["done"] and self._only_missing_left(fold, invocations, self.clock() - started):
+                over = rules.commands_terminal(self.api.list_commands(command_ids), command_ids)
+                fold = rules.fold_statuses(expected, invocations, over)
+            completed = sum(1 for s in fold["instances"].values() if s["outcome"] is not None)
+            return fold["done"], rules.status_phrase(fold["counts"]), completed
+        commands = self.api.list_commands(command_ids, invoked_after)
+        counters = rules.command_counts(commands)
+        for command in commands:
+            cid = command["CommandId"]
+            if cid not in self.finished and rules.commands_terminal([command], [cid]):
+                self.finished[cid] = self.api.list_invocations(cid, details=True)
+        return rules.commands_terminal(commands, command_ids), rules.counters_phrase(counters), counters["completed"]
 
     @staticmethod
     def _only_missing_left(fold, invocations, elapsed):
@@ -416,6 +430,16 @@ class Rollout:
         failure = None
         states = []
         for number, batch in enumerate(batches, start=1):
+            if number > 1 and self.clock() >= deadline:
+                # Out of time between two batches: the next one is not sent.
+                result["timed_out"] = True
+                stopped = self._stop(result, batches, number)
+                states.extend(stopped)
+                failure = (
+                    "timed out after %ss (timeout) with batch %d/%d done; the %d instances of the later batches "
+                    "were never sent the command" % (params["timeout"], number - 1, len(batches), len(stopped))
+                )
+                break
             entry = {"batch": number, "instance_ids": batch, "command_ids": [], "status": "running"}
             result["batches"].append(entry)
             sends = self._send(document, parameters, batch, by_tags)
@@ -434,13 +458,9 @@ class Rollout:
             failed = [s for s in batch_states if s["outcome"] != "success"]
             entry["status"] = "timed_out" if snapshot is not None else ("failed" if failed else "success")
             if failed or snapshot is not None:
-                rest = [i for later in batches[number:] for i in later]
-                for later_number, later in enumerate(batches[number:], start=number + 1):
-                    result["batches"].append(
-                        {"batch": later_number, "instance_ids": later, "command_ids": [], "status": "not_started"}
-                    )
-                states.extend(self._not_started(number + 1, batches))
-                failure = self._failure(failed, number, len(batches), len(rest), snapshot)
+                later = self._stop(result, batches, number + 1)
+                states.extend(later)
+                failure = self._failure(failed, number, len(batches), len(later), snapshot)
                 break
         result["instances"] = states
         result["summary"] = rules.summarize(states + result["skipped"])
@@ -628,10 +648,13 @@ class Rollout:
             self.sleep(1.0)
         return values
 
-    def _not_started(self, first_batch, batches):
+    def _stop(self, result, batches, first):
+        """Batches ``first`` and later are not sent: record them, return their instances."""
         states = []
-        number = first_batch
-        for batch in batches[first_batch - 1 :]:
+        for number, batch in enumerate(batches[first - 1 :], start=first):
+            result["batches"].append(
+                {"batch": number, "instance_ids": batch, "command_ids": [], "status": "not_started"}
+            )
             for instance_id in batch:
                 states.append(
                     {
@@ -650,7 +673,6 @@ class Rollout:
                         "changed": False,
                     }
                 )
-            number += 1
         return states
 
     def _changed(self, states):

@@ -203,10 +203,13 @@ def test_preflight_catches_offline_and_unmanaged(playbook, aws, aws_env, simulat
         ec2.terminate_instances(InstanceIds=[unmanaged])
 
 
-def test_inventory_hosts_as_targets(playbook, aws_env, simulated):
+def test_inventory_hosts_as_targets(playbook, aws_env, simulated, sandbox):
+    """Hostvars with instance_id as targets; and check mode with a document that has no dry run."""
     _name, ids = simulated(3, duration=0.5)
+    sandbox.reset_calls()
     result = playbook.run("ssm_run_playbook/inventory.yml", base_vars(aws_env, instance_ids=ids))
     assert_play_ok(result)
+    assert sandbox.calls()["calls"]["SendCommand"] == 1  # the real run only
 
 
 def test_throttling_of_30_percent_of_calls_still_succeeds(playbook, aws_env, simulated, clean_faults, tmp_path):
