@@ -26,7 +26,7 @@ if [ "$(cat "$VENV/.mlops-requirements" 2>/dev/null)" != "$stamp" ]; then
   "$VENV/bin/python" -c 'import ansible, boto3, moto, docker, mlops_sandbox' \
     || die "Python requirements did not install; see the pip output above"
   echo "$stamp" >"$VENV/.mlops-requirements"
-  log "python requirements installed ($("$VENV/bin/ansible" --version | head -n1))"
+  log "python requirements installed ($("$VENV/bin/ansible" --version 2>/dev/null | head -n1))"
 else
   log "python requirements up to date, skipped"
 fi

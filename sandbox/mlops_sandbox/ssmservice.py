@@ -37,12 +37,22 @@ class SsmService:
     def healthy(self) -> bool:
         return http_ok(self.health_url)
 
-    def running_code(self) -> str | None:
+    def running_health(self) -> dict:
         try:
             with urllib.request.urlopen(self.health_url, timeout=5) as resp:  # noqa: S310 - local URL
-                return json.loads(resp.read()).get("code")
+                return json.loads(resp.read())
         except (OSError, ValueError):
-            return None
+            return {}
+
+    def stale(self) -> str | None:
+        """Why the running service must be restarted: its code changed, or moto was restarted
+        under it (its instances are gone from EC2; a fresh start reconciles its registry)."""
+        health = self.running_health()
+        if health.get("code") != code_digest():
+            return "its code changed"
+        if health.get("moto_pid") != Daemon("moto", self.config.state_dir, self.config.log_dir).pid():
+            return "moto was restarted"
+        return None
 
     def _leftovers(self) -> list[int]:
         """Services of this sandbox started from anywhere (found by command line, not pid file)."""
@@ -51,9 +61,10 @@ class SsmService:
     def up(self) -> str:
         restarted = ""
         if self.daemon.pid() and self.healthy():
-            if self.running_code() == code_digest():
+            reason = self.stale()
+            if reason is None:
                 return f"SSM service already up on :{self.config.ssm_port} (pid {self.daemon.pid()})"
-            restarted = " (restarted: its code changed)"
+            restarted = f" (restarted: {reason})"
         self.daemon.stop()
         for pid in self._leftovers():
             stop_pid(pid)

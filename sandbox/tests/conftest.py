@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import socket
 import subprocess
 import sys
@@ -58,14 +59,7 @@ class SandboxCli:
         )
 
     def exports(self) -> dict[str, str]:
-        import shlex
-
-        values = {}
-        for line in self.env_file.read_text().splitlines():
-            if line.startswith("export "):
-                key, _sep, value = line[len("export ") :].partition("=")
-                values[key] = shlex.split(value)[0] if value else ""
-        return values
+        return _read_exports(self.env_file)
 
 
 @pytest.fixture
@@ -79,8 +73,6 @@ def sandbox_cli(tmp_path):
 
 
 def _read_exports(path: Path) -> dict[str, str]:
-    import shlex
-
     values = {}
     for line in path.read_text().splitlines():
         if line.startswith("export "):

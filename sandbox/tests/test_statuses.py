@@ -1,8 +1,7 @@
 """The status lifecycle of Run Command, observed on light instances that really run the scripts.
 
 The slow cases (delivery timeout on an offline instance, an instance killed mid-run) are
-started together by one fixture, so their waits overlap; each is then checked by its own
-test.
+started together by one fixture and checked first, so their waits overlap.
 """
 
 from __future__ import annotations
@@ -53,6 +52,39 @@ def stalled(control, ssm, fleet):
     )
     yield {"offline": (offline, to_offline), "killed": (killed, to_killed), "started": started}
     control.online([offline, killed])
+
+
+def test_offline_instance_times_out_delivery(aws, ssm, stalled):
+    iid, command_id = stalled["offline"]
+    wait_for(lambda: ping(ssm, iid) == "ConnectionLost", 45, "PingStatus ConnectionLost of the stopped agent")
+    statuses = set()
+
+    def ended():
+        inv = invocations(ssm, command_id)[iid]
+        statuses.add(inv["Status"])
+        return inv["Status"] == "TimedOut"
+
+    wait_for(ended, DELIVERY_TIMEOUT + 30, "the delivery timeout")
+    assert "Delayed" in statuses  # delivery was tried and did not get through
+    command = aws("ssm", "list-commands", "--command-id", command_id)["Commands"][0]
+    assert (command["Status"], command["StatusDetails"]) == ("TimedOut", "DeliveryTimedOut")
+    assert (command["DeliveryTimedOutCount"], command["ErrorCount"]) == (1, 0)
+    got = aws("ssm", "get-command-invocation", "--command-id", command_id, "--instance-id", iid)
+    assert (got["StatusDetails"], got["ResponseCode"], got["ExecutionStartDateTime"]) == ("DeliveryTimedOut", -1, "")
+
+
+def test_instance_killed_mid_run_expires(aws, ssm, stalled):
+    iid, command_id = stalled["killed"]
+    wait_for(lambda: invocations(ssm, command_id)[iid]["Status"] == "InProgress", 30, "the command to start")
+    wait_for(lambda: ping(ssm, iid) == "ConnectionLost", 45, "PingStatus ConnectionLost of the killed instance")
+    command = wait_command(ssm, command_id, timeout=DELIVERY_TIMEOUT + 5 + 30)
+    # Started but never answered: it expires with the command (delivery + execution timeout).
+    assert (command["Status"], command["StatusDetails"]) == ("TimedOut", "DeliveryTimedOut")
+    expires = command["ExpiresAfter"].timestamp() - command["RequestedDateTime"].timestamp()
+    assert expires == pytest.approx(DELIVERY_TIMEOUT + 5, abs=0.01)
+    got = aws("ssm", "get-command-invocation", "--command-id", command_id, "--instance-id", iid)
+    assert got["ExecutionStartDateTime"] != ""
+    assert "done" not in got["StandardOutputContent"]
 
 
 def test_success_and_failure_exit_codes(aws, ssm, fleet):
@@ -198,34 +230,22 @@ def test_delivery_delay_fault(control, ssm, fleet):
         control.delay_delivery(0, [iid])
 
 
-def test_offline_instance_times_out_delivery(aws, ssm, stalled):
-    iid, command_id = stalled["offline"]
-    wait_for(lambda: ping(ssm, iid) == "ConnectionLost", 45, "PingStatus ConnectionLost of the stopped agent")
-    statuses = set()
-
-    def ended():
-        inv = invocations(ssm, command_id)[iid]
-        statuses.add(inv["Status"])
-        return inv["Status"] == "TimedOut"
-
-    wait_for(ended, DELIVERY_TIMEOUT + 30, "the delivery timeout")
-    assert "Delayed" in statuses  # delivery was tried and did not get through
-    command = aws("ssm", "list-commands", "--command-id", command_id)["Commands"][0]
-    assert (command["Status"], command["StatusDetails"]) == ("TimedOut", "DeliveryTimedOut")
-    assert (command["DeliveryTimedOutCount"], command["ErrorCount"]) == (1, 0)
-    got = aws("ssm", "get-command-invocation", "--command-id", command_id, "--instance-id", iid)
-    assert (got["StatusDetails"], got["ResponseCode"], got["ExecutionStartDateTime"]) == ("DeliveryTimedOut", -1, "")
-
-
-def test_instance_killed_mid_run_expires(aws, ssm, stalled):
-    iid, command_id = stalled["killed"]
-    wait_for(lambda: invocations(ssm, command_id)[iid]["Status"] == "InProgress", 30, "the command to start")
-    wait_for(lambda: ping(ssm, iid) == "ConnectionLost", 45, "PingStatus ConnectionLost of the killed instance")
-    command = wait_command(ssm, command_id, timeout=DELIVERY_TIMEOUT + 5 + 30)
-    # Started but never answered: it expires with the command (delivery + execution timeout).
-    assert (command["Status"], command["StatusDetails"]) == ("TimedOut", "DeliveryTimedOut")
-    expires = command["ExpiresAfter"].timestamp() - command["RequestedDateTime"].timestamp()
-    assert expires == pytest.approx(DELIVERY_TIMEOUT + 5, abs=0.01)
-    got = aws("ssm", "get-command-invocation", "--command-id", command_id, "--instance-id", iid)
-    assert got["ExecutionStartDateTime"] != ""
-    assert "done" not in got["StandardOutputContent"]
+def test_undeliverable_when_the_instance_is_gone(ssm, control):
+    name = f"gone-{uuid.uuid4().hex[:6]}"
+    (sim,) = control.add_instances("simulated", 1, name=name, duration=1)
+    iid = sim["instance_id"]
+    try:
+        control.offline([iid])
+        command_id = shell(ssm, [iid], ["true"])
+        wait_for(lambda: invocations(ssm, command_id)[iid]["Status"] == "Delayed", 20, "delivery to be Delayed")
+    finally:
+        control.remove_instances(name=name)
+    inv = wait_for(
+        lambda: (i := invocations(ssm, command_id)[iid])["StatusDetails"] == "Undeliverable" and i, 20, "Undeliverable"
+    )
+    assert (inv["Status"], inv["CommandPlugins"][0]["ResponseCode"]) == ("Failed", -1)
+    command = ssm.list_commands(CommandId=command_id)["Commands"][0]
+    # Undeliverable counts neither as an error nor against Success (AWS's rule).
+    assert (command["CompletedCount"], command["ErrorCount"]) == (1, 0)
+    with pytest.raises(ssm.exceptions.InvalidInstanceId):
+        shell(ssm, [iid], ["true"])

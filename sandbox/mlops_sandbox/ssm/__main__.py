@@ -13,11 +13,11 @@ import sys
 import threading
 
 from ..config import Config
+from ..process import Daemon
 from ..ssmservice import code_digest
 from .api import Api
 from .control import Control
 from .cwlogs import LogWriter
-from .ec2 import Ec2
 from .engine import Engine
 from .faults import Faults
 from .instances import Registry
@@ -41,12 +41,13 @@ def main(argv: list[str] | None = None) -> int:
     engine = Engine(registry, faults, logs, config.ping_timeout)
     control = Control(config, engine, registry, faults)
     engine.on_kill = control.kill_now
-    api = Api(engine, registry, Ec2(config.moto_url, config.region), config.account_id, config.region)
+    api = Api(engine, registry, control.index, config.account_id, config.region)
     loaded = registry.load()
     dropped = control.reconcile()
     log.info("registry: %d instance(s) loaded, %d dropped (gone from EC2 or Docker)", len(loaded), len(dropped))
     engine.start()
-    service = Service(api, control, faults, ("127.0.0.1", config.moto_port), code_digest())
+    moto_pid = Daemon("moto", config.state_dir, config.log_dir).pid()
+    service = Service(api, control, faults, ("127.0.0.1", config.moto_port), code_digest(), moto_pid)
     server = make_server(service, config.bind_host, config.ssm_port)
     log.info(
         "SSM service for sandbox %s on %s:%d (moto on :%d)",

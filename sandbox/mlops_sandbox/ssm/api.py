@@ -394,15 +394,13 @@ class Api:
                 "InvalidFilterKey", "Filters and InstanceInformationFilterList cannot be used in the same request"
             )
         conditions = [(f["Key"], f["Values"]) for f in filters] + [(f["key"], f["valueSet"]) for f in legacy]
-        now = time.time()
-        with self.engine.lock:
-            candidates = list(self.registry.by_id.values())
+        selected: set[str] | None = None
         for key, values in conditions:
             if key.startswith("tag:") or key == "tag-key":
                 if legacy:
                     raise SsmError("InvalidFilterKey", f"{key} is not a key of InstanceInformationFilterList")
                 chosen = self.ec2.by_target(key, values)
-                candidates = [i for i in candidates if i.instance_id in chosen]
+                selected = chosen if selected is None else selected & chosen
             elif key not in INSTANCE_FILTER_KEYS:
                 raise SsmError(
                     "InvalidFilterKey", f"{key} is not a filter key (one of {', '.join(INSTANCE_FILTER_KEYS)})"
@@ -411,13 +409,17 @@ class Api:
                 bad = [v for v in values if not shapes.valid_instance_id(v)]
                 if bad:
                     raise invalid_instance_ids(bad, self.account_id)
-                candidates = [i for i in candidates if i.instance_id in values]
-            else:
-                field = {"PingStatus": "PingStatus", "PlatformTypes": "PlatformType", "AgentVersion": "AgentVersion"}
-                name = field.get(key, key)
-                candidates = [i for i in candidates if i.information(now, self.engine.ping_timeout).get(name) in values]
+        fields = {"PingStatus": "PingStatus", "PlatformTypes": "PlatformType", "InstanceIds": "InstanceId"}
+        now = time.time()
         with self.engine.lock:
-            infos = [i.information(now, self.engine.ping_timeout) for i in candidates]
+            infos = [
+                i.information(now, self.engine.ping_timeout)
+                for i in self.registry.by_id.values()
+                if selected is None or i.instance_id in selected
+            ]
+        for key, values in conditions:
+            if key in INSTANCE_FILTER_KEYS:
+                infos = [info for info in infos if info.get(fields.get(key, key)) in values]
         chunk, token = page(infos, req, "instances")
         answer: dict = {"InstanceInformationList": chunk}
         if token:

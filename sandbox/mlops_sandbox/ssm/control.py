@@ -18,13 +18,12 @@ import threading
 import time
 from pathlib import Path
 
-import boto3
-from botocore.config import Config as BotoConfig
-
 from .. import containers
 from ..config import Config
 from ..images import InstanceImage
 from ..process import SandboxError
+from . import aws
+from .ec2 import Ec2
 from .engine import Engine
 from .faults import Faults
 from .instances import KINDS, Instance, Registry
@@ -48,14 +47,9 @@ class Control:
         self.engine = engine
         self.registry = registry
         self.faults = faults
-        session = boto3.session.Session(
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",  # noqa: S106 - moto's dummy credentials
-            region_name=config.region,
-        )
-        boto = BotoConfig(retries={"max_attempts": 5, "mode": "standard"})
-        self.ec2 = session.client("ec2", endpoint_url=config.moto_url, config=boto)
-        self.iam = session.client("iam", endpoint_url=config.moto_url, config=boto)
+        self.ec2 = aws.client("ec2", config.moto_url, config.region)
+        self.index = Ec2(self.ec2)  # shared with the API: tag look-ups, forgotten on every change
+        self.iam = aws.client("iam", config.moto_url, config.region)
         self.provision_lock = threading.Lock()
         self._ami: str | None = None
 
@@ -159,6 +153,7 @@ class Control:
                 list(pool.map(self._attach_profile, [i["InstanceId"] for i in answer["Instances"][1:]]))
             launched += answer["Instances"]
             remaining -= batch
+            self.index.forget()
         return launched
 
     def _attach_profile(self, instance_id: str) -> None:
@@ -275,9 +270,8 @@ class Control:
         if not instances:
             return
         with self.engine.lock:
-            for inst in instances:
-                if self.registry.remove(inst.instance_id) is not None:
-                    self.engine.instance_removed(inst)
+            gone = self.registry.remove([inst.instance_id for inst in instances])
+            self.engine.instances_removed(gone)
         names = [i.container for i in instances if i.container]
         chunks = [names[start : start + 30] for start in range(0, len(names), 30)]
         with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
@@ -291,6 +285,7 @@ class Control:
                 self.ec2.terminate_instances(InstanceIds=ids[start : start + 500])
             except self.ec2.exceptions.ClientError as exc:
                 log.warning("terminating %s in moto failed: %s", ids[start], exc)
+        self.index.forget()
 
     # -- the default fleet ---------------------------------------------------------------------
     def ensure(self, body: dict) -> list[dict]:
@@ -326,12 +321,7 @@ class Control:
         if not known:
             return []
         try:
-            alive: set[str] = set()
-            for page in self.ec2.get_paginator("describe_instances").paginate(
-                Filters=[{"Name": "instance-state-name", "Values": ["running"]}]
-            ):
-                for reservation in page["Reservations"]:
-                    alive |= {i["InstanceId"] for i in reservation["Instances"]}
+            alive = self.index.running()
         except Exception as exc:  # moto not reachable: keep everything, say so
             log.warning("cannot check instances against EC2: %s", exc)
             return []
@@ -361,6 +351,7 @@ class Control:
         for inst in found:
             if inst.kind == "simulated":
                 with self.engine.lock:
+                    inst.ping_status(time.time(), self.engine.ping_timeout)  # its last ping: now
                     inst.offline = True
             else:
                 self._agent_signal(inst, "STOP")
@@ -408,6 +399,7 @@ class Control:
         """What a crash looks like: every process of the instance gone at once."""
         if inst.kind == "simulated":
             with self.engine.lock:
+                inst.ping_status(time.time(), self.engine.ping_timeout)
                 inst.killed = True
             return
         containers.docker("kill", "--signal=KILL", inst.container or "", check=False, timeout=60)

@@ -16,9 +16,9 @@ import threading
 import time
 from collections import defaultdict
 
-import boto3
-from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
+
+from . import aws
 
 log = logging.getLogger("mlops_sandbox.ssm.cwlogs")
 
@@ -33,14 +33,7 @@ class LogWriter:
     """Background writer: ``write()`` never blocks the caller on moto."""
 
     def __init__(self, endpoint_url: str, region: str) -> None:
-        self.client = boto3.client(
-            "logs",
-            endpoint_url=endpoint_url,
-            region_name=region,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",  # noqa: S106 - moto's dummy credentials
-            config=BotoConfig(retries={"max_attempts": 5, "mode": "standard"}),
-        )
+        self.client = aws.client("logs", endpoint_url, region)
         self.queue: queue.Queue[tuple[str, str, str, bool] | None] = queue.Queue()
         self.partial: dict[tuple[str, str], str] = defaultdict(str)
         self.known_groups: set[str] = set()

@@ -194,14 +194,15 @@ class Engine:
                     inv.instance.cond.notify_all()
             self.wake.notify_all()
 
-    def instance_removed(self, inst: Instance) -> None:
-        """The instance is gone (terminated): what was not started there cannot be delivered."""
+    def instances_removed(self, instances: list[Instance]) -> None:
+        """The instances are gone (terminated): what was not started there cannot be delivered."""
         now = time.time()
         with self.lock:
             for command in self.active.values():
-                inv = command.invocations.get(inst.instance_id)
-                if inv is not None and not inv.terminal and inv.started is None:
-                    self._finish(inv, "Undeliverable", now)
+                for inst in instances:
+                    inv = command.invocations.get(inst.instance_id)
+                    if inv is not None and not inv.terminal and inv.started is None:
+                        self._finish(inv, "Undeliverable", now)
             self.wake.notify_all()
 
     def instance_back(self, inst: Instance) -> None:

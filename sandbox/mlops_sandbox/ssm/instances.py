@@ -120,13 +120,15 @@ class Registry:
         if save:
             self.save()
 
-    def remove(self, instance_id: str) -> Instance | None:
-        inst = self.by_id.pop(instance_id, None)
-        if inst is not None:
+    def remove(self, instance_ids: list[str]) -> list[Instance]:
+        """Forget these instances (saved once); their waiting agents are woken up."""
+        removed = [inst for inst in (self.by_id.pop(i, None) for i in instance_ids) if inst is not None]
+        if removed:
             self.save()
+        for inst in removed:
             if inst.cond is not None:
                 inst.cond.notify_all()
-        return inst
+        return removed
 
     def get(self, instance_id: str) -> Instance | None:
         return self.by_id.get(instance_id)

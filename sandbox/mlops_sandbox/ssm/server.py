@@ -33,9 +33,18 @@ HOP_HEADERS = {"host", "connection", "keep-alive", "transfer-encoding", "content
 class Service:
     """Everything a request handler needs, shared by all handler threads."""
 
-    def __init__(self, api: Api, control: Control, faults: Faults, moto: tuple[str, int], code: str = "") -> None:
+    def __init__(
+        self,
+        api: Api,
+        control: Control,
+        faults: Faults,
+        moto: tuple[str, int],
+        code: str = "",
+        moto_pid: int | None = None,
+    ) -> None:
         self.api = api
         self.code = code
+        self.moto_pid = moto_pid
         self.control = control
         self.faults = faults
         self.moto = moto
@@ -206,6 +215,7 @@ class Handler(BaseHTTPRequestHandler):
                 "ok": True,
                 "uptime": round(time.time() - svc.started, 1),
                 "code": svc.code,
+                "moto_pid": svc.moto_pid,
             },
             ("GET", "/_sandbox/instances"): lambda: {"instances": control.list(query)},
             ("POST", "/_sandbox/instances"): lambda: {"instances": control.add(body)},
