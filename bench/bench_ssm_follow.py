@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
-import shlex
 import statistics
 import sys
 import time
@@ -40,7 +39,9 @@ from botocore.config import Config as BotoConfig  # noqa: E402
 from botocore.exceptions import ClientError, WaiterError  # noqa: E402
 
 from ansible_collections.mlops.deploy.plugins.module_utils import _ssm_rollout as rollout  # noqa: E402
-from mlops_sandbox.client import Sandbox  # noqa: E402
+from mlops_sandbox import envfile  # noqa: E402
+from mlops_sandbox.client import Sandbox, SandboxControlError  # noqa: E402
+from mlops_sandbox.config import Config  # noqa: E402
 
 # The figures the README and the issue quote come from these defaults; the environment
 # may shrink them while working on the benchmark itself.
@@ -54,24 +55,14 @@ RUNNING = ("Pending", "InProgress", "Delayed", "Cancelling")
 FOLLOW_ACTIONS = ("ListCommands", "ListCommandInvocations", "GetCommandInvocation")
 
 
-def sandbox_env() -> dict[str, str]:
-    path = ROOT / ".sandbox" / "env"
-    if not path.exists():
-        sys.exit(f"{path} is missing: the sandbox is not up (run `make sandbox-up`)")
-    values = {}
-    for line in path.read_text().splitlines():
-        if line.startswith("export "):
-            key, _sep, value = line[len("export ") :].partition("=")
-            values[key] = shlex.split(value)[0] if value else ""
-    return values
-
-
 class Bench:
     def __init__(self) -> None:
-        env = sandbox_env()
+        # The settings `make sandbox-up` writes to .sandbox/env, from the same source.
+        env = envfile.exports(Config())
         os.environ.update(env)
         self.region = env["AWS_REGION"]
-        self.sandbox = Sandbox(env.get("MLOPS_SANDBOX_CONTROL_URL"))
+        self.sandbox = Sandbox(env["MLOPS_SANDBOX_CONTROL_URL"])
+        self.sandbox.health()  # a clear message when the sandbox is not up
         # Room for (b2)'s threads; the other ways use one connection at a time.
         config = BotoConfig(max_pool_connections=200, retries={"max_attempts": 10, "mode": "standard"})
         self.ssm = boto3.client("ssm", region_name=self.region, config=config)
@@ -206,7 +197,11 @@ def report(label: str, figures: dict) -> None:
 
 
 def main() -> int:
-    bench = Bench()
+    try:
+        bench = Bench()
+    except SandboxControlError as exc:
+        print("bench_ssm_follow: %s" % exc, file=sys.stderr)
+        return 1
     print(
         "bench_ssm_follow: %d simulated instances; each invocation ends %g-%g s (uniform) after it starts; "
         "AWS-ApplyAnsiblePlaybooks to tag:Name=%s, MaxConcurrency 100%%" % (FLEET, LOW, HIGH, bench.tag),
