@@ -138,7 +138,8 @@ def control(sandbox_env):
     return Sandbox(sandbox_env["MLOPS_SANDBOX_CONTROL_URL"])
 
 
-def boto_client(sandbox_env: dict[str, str], service: str, retries: int = 5):
+def boto_client(sandbox_env: dict[str, str], service: str, attempts: int = 5):
+    """A boto3 client of the sandbox; ``attempts`` counts the first try (1: no retry)."""
     import boto3
     from botocore.config import Config as BotoConfig
 
@@ -149,18 +150,13 @@ def boto_client(sandbox_env: dict[str, str], service: str, retries: int = 5):
         region_name=sandbox_env["AWS_REGION"],
         aws_access_key_id=sandbox_env["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=sandbox_env["AWS_SECRET_ACCESS_KEY"],
-        config=BotoConfig(retries={"max_attempts": retries, "mode": "standard"}),
+        config=BotoConfig(retries={"total_max_attempts": attempts, "mode": "standard"}),
     )
 
 
 @pytest.fixture(scope="session")
 def ssm(sandbox_env):
     return boto_client(sandbox_env, "ssm")
-
-
-@pytest.fixture(scope="session")
-def logs(sandbox_env):
-    return boto_client(sandbox_env, "logs")
 
 
 @pytest.fixture(scope="session")

@@ -291,3 +291,23 @@ def test_errors_carry_the_codes_boto3_raises(ssm, model_servers):
         == "InvalidPluginName"
     )
     assert code(ssm.list_commands, NextToken="not-a-token") == "InvalidNextToken"
+
+
+def test_output_is_cut_where_aws_cuts_it(aws, ssm, model_servers):
+    iid = model_servers[0]
+    command_id = ssm.send_command(
+        InstanceIds=[iid],
+        DocumentName="AWS-RunShellScript",
+        Parameters={"commands": ["head -c 30000 /dev/zero | tr '\\0' o", "head -c 9000 /dev/zero | tr '\\0' e >&2"]},
+        CloudWatchOutputConfig={"CloudWatchOutputEnabled": True, "CloudWatchLogGroupName": "/mlops/sandbox-tests/big"},
+    )["Command"]["CommandId"]
+    wait_command(ssm, command_id)
+    got = aws("ssm", "get-command-invocation", "--command-id", command_id, "--instance-id", iid)
+    assert got["StandardOutputContent"] == "o" * 24000
+    assert got["StandardErrorContent"] == "e" * 8000
+    plugin = invocations(ssm, command_id)[iid]["CommandPlugins"][0]
+    assert len(plugin["Output"]) == 2500
+    assert plugin["Output"].endswith("---Output truncated---")
+    # CloudWatch has all of it.
+    lines = log_lines(aws, "/mlops/sandbox-tests/big", f"{command_id}/{iid}/aws-runShellScript/stdout", "ooo")
+    assert sum(len(line) for line in lines) == 30000

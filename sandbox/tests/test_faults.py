@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
 import uuid
 
 import pytest
 from botocore.exceptions import ClientError
 
-from .conftest import boto_client
+from .conftest import BIN, boto_client
 
 
 @pytest.fixture
@@ -20,7 +22,7 @@ def clean_faults(control):
 
 def test_throttled_calls_get_throttling_exception(sandbox_env, clean_faults):
     control = clean_faults
-    no_retries = boto_client(sandbox_env, "ssm", retries=1)
+    no_retries = boto_client(sandbox_env, "ssm", attempts=1)
     control.throttle(1.0, actions=["DescribeInstanceInformation"])
     with pytest.raises(ClientError) as err:
         no_retries.describe_instance_information()
@@ -49,7 +51,7 @@ def test_clients_retry_through_throttling_and_calls_are_counted(aws, clean_fault
 
 def test_share_of_calls_throttled(sandbox_env, clean_faults):
     control = clean_faults
-    no_retries = boto_client(sandbox_env, "ssm", retries=1)
+    no_retries = boto_client(sandbox_env, "ssm", attempts=1)
     control.throttle(0.5, seed=11)
     outcomes = []
     for _ in range(60):
@@ -70,3 +72,37 @@ def test_parameter_store_through_the_ssm_endpoint(aws, ssm):
         ssm.put_parameter(Name=name, Value="owner=ci-2", Type="String", Overwrite=False)
     assert err.value.response["Error"]["Code"] == "ParameterAlreadyExists"
     assert ssm.get_parameter_history(Name=name)["Parameters"][0]["Value"] == "owner=ci-1"
+
+
+def test_faults_and_calls_from_the_command_line(sandbox_env, clean_faults):
+    def cli(*args: str) -> dict:
+        result = subprocess.run(
+            [str(BIN / "mlops-sandbox"), *args],
+            env=sandbox_env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)
+
+    rule = cli("faults", "throttle", "1", "--actions", "ListDocuments", "--limit", "1")["throttle"]
+    assert rule == {"share": 1.0, "actions": ["ListDocuments"], "limit": 1, "throttled": 0}
+    cli("calls", "--reset")
+    no_retries = boto_client(sandbox_env, "ssm", attempts=1)
+    with pytest.raises(ClientError):
+        no_retries.list_documents()
+    no_retries.list_documents()  # forwarded to moto once the rule retired
+    assert cli("calls") == {"calls": {"ListDocuments": 2}, "throttled": {"ListDocuments": 1}, "total": 2}
+    assert cli("faults", "clear") == {"throttle": None, "delivery_delay": {}, "kill_on_start": {}}
+    bad = subprocess.run(
+        [str(BIN / "mlops-sandbox"), "faults", "throttle", "2"],
+        env=sandbox_env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert bad.returncode == 1
+    assert "share must be between 0 and 1" in bad.stderr
+    assert "Traceback" not in bad.stderr

@@ -3,9 +3,13 @@ a model host, an instance metadata service; and the CLI that adds and removes th
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import uuid
+
+import pytest
+from botocore.exceptions import ClientError
 
 from mlops_sandbox.config import Config
 
@@ -106,8 +110,6 @@ def test_registry_contract_inside_full_instances(ssm, model_servers):
     address, gateway, ca_digest = out.splitlines()
     assert address == gateway  # the Docker bridge gateway: the host, where the registry listens on 443
     if config.registry_ca.is_file():
-        import hashlib
-
         assert ca_digest == hashlib.sha256(config.registry_ca.read_bytes()).hexdigest()[:16]
 
 
@@ -156,3 +158,35 @@ def test_instances_cli_adds_lists_and_removes(aws, sandbox_env):
     )
     assert left.stdout.strip() == ""
     assert json.loads(cli("list", "--name", name, "--json").stdout) == []
+
+
+def test_describe_instance_information_filters(ssm, model_servers):
+    def ids(**kwargs) -> list[str]:
+        pages = ssm.get_paginator("describe_instance_information").paginate(**kwargs)
+        return sorted(i["InstanceId"] for p in pages for i in p["InstanceInformationList"])
+
+    assert (
+        ids(Filters=[{"Key": "tag:Name", "Values": ["model-server"]}, {"Key": "tag:env", "Values": ["local"]}])
+        == model_servers
+    )
+    assert (
+        ids(Filters=[{"Key": "tag-key", "Values": ["env"]}, {"Key": "InstanceIds", "Values": model_servers[:1]}])
+        == model_servers[:1]
+    )
+    legacy = [{"key": "InstanceIds", "valueSet": model_servers[:2]}, {"key": "PingStatus", "valueSet": ["Online"]}]
+    assert ids(InstanceInformationFilterList=legacy) == model_servers[:2]
+    assert (
+        ids(
+            Filters=[
+                {"Key": "InstanceIds", "Values": model_servers[:1]},
+                {"Key": "PingStatus", "Values": ["ConnectionLost"]},
+            ]
+        )
+        == []
+    )
+    with pytest.raises(ClientError) as err:
+        ssm.describe_instance_information(Filters=[{"Key": "Colour", "Values": ["red"]}])
+    assert err.value.response["Error"]["Code"] == "InvalidFilterKey"
+    with pytest.raises(ClientError) as err:
+        ssm.describe_instance_information(Filters=[{"Key": "InstanceIds", "Values": ["web-1"]}])
+    assert err.value.response["Error"]["Code"] == "InvalidInstanceId"

@@ -118,11 +118,31 @@ def test_bring_up_from_nothing_then_teardown_leaves_nothing(sandbox_cli):
 
     sandbox_cli.env["MLOPS_SANDBOX_INSTANCES"] = "1"
     assert _docker_objects(sandbox_cli.name) == {"containers": [], "volumes": [], "networks": []}
+    # The registry component's CA, where it writes it: full instances must trust it.
+    ca = sandbox_cli.state_dir / "registry" / "ca.crt"
+    ca.parent.mkdir(parents=True)
+    ca.write_text("-----BEGIN CERTIFICATE-----\nsandbox-test\n-----END CERTIFICATE-----\n")
     up = sandbox_cli("up", timeout=900)
     assert up.returncode == 0, up.stderr
     assert "1 full instance(s) Name=model-server env=local online" in up.stdout
     objects = _docker_objects(sandbox_cli.name)
     assert (len(objects["containers"]), len(objects["volumes"]), len(objects["networks"])) == (1, 1, 1)
+    ecr_host = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
+    inside = subprocess.run(
+        [
+            "docker",
+            "exec",
+            objects["containers"][0],
+            "sh",
+            "-c",
+            f"cat /etc/docker/certs.d/{ecr_host}/ca.crt; getent hosts {ecr_host}",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert inside.startswith(ca.read_text())
+    assert inside.rstrip().endswith(ecr_host)
 
     env = {**os.environ, **sandbox_cli.exports()}
     env.pop("AWS_PROFILE", None)

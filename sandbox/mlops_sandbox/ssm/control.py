@@ -231,13 +231,18 @@ class Control:
             containers.docker(*args, "--detach", image)
             return
         containers.docker(*args, image)
-        # The registry standing in for ECR: its CA trusted by the instance's engine.
+        self._install_ca(inst)
+        containers.docker("start", inst.container)
+
+    def _install_ca(self, inst: Instance) -> None:
+        """The registry standing in for ECR: its CA trusted by the instance's engine
+        (``/etc/docker/certs.d/<ecr host>/ca.crt``, read by dockerd on each connection)."""
+        cfg = self.config
         with tempfile.TemporaryDirectory() as tmp:
             certs = Path(tmp) / cfg.ecr_host
             certs.mkdir()
             shutil.copy(cfg.registry_ca, certs / "ca.crt")
             containers.docker("cp", str(certs), f"{inst.container}:/etc/docker/certs.d/")
-        containers.docker("start", inst.container)
 
     def wait_online(self, instances: list[Instance], timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -304,6 +309,10 @@ class Control:
                 have = [i for i in have if i not in stale]
         running = {c["name"] for c in containers.containers(self.config) if c["running"]}
         stopped = [i for i in have if i.container and i.container not in running]
+        if kind == "full" and self.config.registry_ca.is_file():
+            # A registry started after these instances: its (current) CA goes in now.
+            for inst in have:
+                self._install_ca(inst)
         for inst in stopped:
             containers.docker("start", inst.container, check=False)
         if stopped:
