@@ -6,7 +6,7 @@
 PRIVATE to the mlops.deploy collection (the leading ``_`` says so): no stability
 promise to other collections.
 
-Two callers run ``run_playbook`` with the same validated parameters:
+Two callers run a ``Rollout`` with the same validated parameters:
 - the action plugin ``ssm_run_playbook`` (controller side, in-process, so that it
   can print one line per state change while it waits), with clients made by
   amazon.aws's ``AWSPluginBase`` from the same options and environment variables an
@@ -269,8 +269,9 @@ class Follower:
     One page of invocations (one command, at most 50 instances): polls
     ListCommandInvocations, which gives every instance's Status at each poll.
     Bigger: polls ListCommands (one call for up to 50 commands), whose counters say
-    how many invocations completed, and lists the invocations once, at the end.
-    The delay between polls comes from ``PollSchedule``.
+    how many invocations completed, and lists each command's invocations (50 a page)
+    once, when that command is over. The delay between polls comes from
+    ``_ssm_run.PollSchedule``.
     """
 
     def __init__(self, api, clock=time.monotonic, sleep=time.sleep, report=None, poll_max_interval=5.0):
@@ -292,7 +293,7 @@ class Follower:
         command_ids = [send["command_id"] for send in sends]
         invoked_after = min((send.get("requested") for send in sends if send.get("requested")), default=None)
         one_page = len(command_ids) == 1 and len(expected) <= rules.LIST_PAGE_MAX
-        schedule = PollSchedule(cap=self.poll_max_interval)
+        schedule = rules.PollSchedule(cap=self.poll_max_interval)
         started = self.clock()
         delay, last_phrase = schedule.floor, None
         while True:
@@ -339,9 +340,6 @@ class Follower:
         states = fold["instances"].values()
         waiting = all(s["outcome"] is not None or s["status"] is None for s in states)
         return waiting and (bool(invocations) or elapsed > MISSING_GRACE)
-
-
-PollSchedule = rules.PollSchedule
 
 
 # ------------------------------------------------------------------------- results
@@ -494,7 +492,10 @@ class Rollout:
                 "CloudWatchOutputEnabled": True,
                 "CloudWatchLogGroupName": params["cloudwatch_log_group"],
             }
-        groups = [(None, batch)] if by_tags else [(chunk, chunk) for chunk in rules.chunks(batch, 50)]
+        if by_tags:
+            groups = [(None, batch)]
+        else:
+            groups = [(chunk, chunk) for chunk in rules.chunks(batch, rules.SEND_INSTANCE_IDS_MAX)]
         sends = []
         for instance_ids, expected in groups:
             call = dict(base)

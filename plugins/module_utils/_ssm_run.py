@@ -452,6 +452,7 @@ STATUS_OUTCOMES = {
 NO_INVOCATION = "no_invocation"
 NOT_STARTED = "not_started"
 SKIPPED = "skipped"
+UNFINISHED = "unfinished"
 # Words for messages.
 OUTCOME_WORDS = {
     "success": "Success",
@@ -465,6 +466,7 @@ OUTCOME_WORDS = {
     "access_denied": "Access Denied",
     "invalid_platform": "Invalid Platform",
     NO_INVOCATION: "no invocation (targeted, never ran)",
+    UNFINISHED: "unfinished (still running when the wait ended)",
     NOT_STARTED: "not started (an earlier batch failed)",
     SKIPPED: "skipped (offline)",
 }
@@ -525,8 +527,9 @@ def fold_statuses(expected, invocations, commands_done=False):
         else:
             outcome = invocation_outcome(invocation.get("Status"), invocation.get("StatusDetails"))
             if outcome is None and commands_done:
-                # The command is over and this one never got anywhere.
-                outcome = NO_INVOCATION
+                # The command is over and this one is not: never delivered (Pending), or
+                # left running when the wait ended (after a cancellation that did not land).
+                outcome = NO_INVOCATION if invocation.get("Status") in (None, "Pending") else UNFINISHED
             state = {
                 "instance_id": instance_id,
                 "command_id": invocation.get("CommandId"),

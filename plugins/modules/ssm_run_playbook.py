@@ -357,6 +357,7 @@ summary:
     - Counts of instances per outcome, and C(total). Outcomes are C(success), C(failed),
       C(execution_timed_out), C(delivery_timed_out), C(timed_out), C(cancelled), C(undeliverable),
       C(terminated), C(access_denied), C(invalid_platform), C(no_invocation) (targeted, never ran),
+      C(unfinished) (still running when the wait ended and the cancellation did not land),
       C(not_started) (a later batch that was never sent) and C(skipped) (offline, with O(skip_offline)).
   returned: always
   type: dict

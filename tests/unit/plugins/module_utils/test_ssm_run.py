@@ -593,6 +593,18 @@ def test_fold_failures(status, details):
     assert ssm.summarize(list(fold["instances"].values()))["success"] == 1
 
 
+def test_fold_after_a_forced_end_tells_unfinished_from_never_ran():
+    fold = ssm.fold_statuses(
+        [I1, I2, I3],
+        [invocation(I1, "InProgress"), invocation(I2, "Cancelling"), invocation(I3, "Pending")],
+        commands_done=True,
+    )
+    outcomes = {i: s["outcome"] for i, s in fold["instances"].items()}
+    assert outcomes == {I1: "unfinished", I2: "unfinished", I3: "no_invocation"}
+    assert fold["done"]
+    assert not fold["ok"]
+
+
 def test_fold_keeps_instances_ssm_added_by_tag():
     fold = ssm.fold_statuses([I1], [invocation(I1, "Success"), invocation(I2, "Success")], True)
     assert fold["instances"][I2]["unexpected"] is True
