@@ -53,6 +53,9 @@ class Service:
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes; with Nagle on, the body waits for the
+    # client's delayed ACK of the headers: ~40 ms added to every call on keep-alive.
+    disable_nagle_algorithm = True
     server_version = "Server"
     service: Service
 
