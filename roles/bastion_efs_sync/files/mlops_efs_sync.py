@@ -53,6 +53,7 @@ DEFAULTS = {
     "endpoint_url": "",
     "region": "",
     "extra_args": [],
+    "environment": {},
     "log_max_bytes": 10 * 1024 * 1024,
     "log_backups": 5,
     "syslog": True,
@@ -220,7 +221,8 @@ def aws_base(config: dict) -> list[str]:
 def run_aws(config: dict, args: list[str]) -> subprocess.CompletedProcess:
     cmd = aws_base(config) + args
     try:
-        result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        env = {**os.environ, **{str(k): str(v) for k, v in config["environment"].items()}}
+        result = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
     except OSError as exc:
         raise SyncError(f"cannot run the AWS CLI {cmd[0]!r}: {exc}") from exc
     if result.returncode != 0:
