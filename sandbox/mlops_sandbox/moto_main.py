@@ -7,5 +7,8 @@ import sys
 
 from moto.server import main
 
+from mlops_sandbox import moto_ecs
+
 if __name__ == "__main__":
+    moto_ecs.install()
     sys.exit(main(sys.argv[1:]))
