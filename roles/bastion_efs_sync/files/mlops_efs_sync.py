@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 # Copyright: mlops.deploy contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Keep a directory (an EFS mount) in step with an S3 prefix, safely.

@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # Two runs of the same job at once: A takes the lock and stays inside it (its AWS CLI
 # waits for a gate file), B starts while A holds it. Prints one JSON line of what happened.
 set -euo pipefail
