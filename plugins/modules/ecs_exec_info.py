@@ -45,15 +45,14 @@ extends_documentation_fragment:
   - amazon.aws.boto3
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
+    description: The module only reads; check mode runs it in full and returns the same answer.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
+    description: Nothing is changed, so there is nothing to diff.
   idempotent:
-    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: full
-    details: Read-only.
+    description: Reading the service and its tasks changes nothing; RV(ignore:changed) is always V(false).
 """
 
 EXAMPLES = r"""

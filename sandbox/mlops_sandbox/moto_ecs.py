@@ -1,24 +1,31 @@
 """ECS service scheduler stand-in for the sandbox's moto server.
 
 moto keeps ECS services without tasks: nothing runs a service's tasks, a forced new
-deployment only changes the deployment's id, and ``ListTasks(serviceName=...)`` ignores the
-service. Real ECS starts ``desiredCount`` tasks for the service's primary deployment
-(``startedBy`` = the deployment id, ``group`` = ``service:<name>``), replaces the tasks of
-older deployments, carries the service's ``enableExecuteCommand`` to its tasks (with a
-running ``ExecuteCommandAgent`` in each container), and reports the rollout COMPLETED once
-they run. This module makes moto do that, at once, after every CreateService and
-UpdateService, so clients that wait for a rollout and inspect tasks (the ``ecs_exec``
-role) meet the behaviour they meet on AWS.
+deployment only changes the deployment's id, ``ListTasks(serviceName=...)`` ignores the
+service, ``CreateService`` drops ``enableExecuteCommand``, and a task gets one container
+whatever its task definition holds. Real ECS starts ``desiredCount`` tasks for the
+service's primary deployment (``startedBy`` = the deployment id, ``group`` =
+``service:<name>``), one container per container definition, replaces the tasks of older
+deployments, carries the service's ``enableExecuteCommand`` to its tasks (with a running
+``ExecuteCommandAgent`` in each container), and reports the rollout COMPLETED once they
+run. This module makes moto do that, at once, after every CreateService and UpdateService,
+so clients that wait for a rollout and inspect tasks (the ``ecs_exec`` role,
+``ecs_exec_info``) meet the behaviour they meet on AWS.
 """
 
 from __future__ import annotations
 
 import inspect
+import threading
 from typing import Any
 
 from moto.ecs import models as ecs
+from moto.ecs import responses
 
 _installed = False
+# enableExecuteCommand of the CreateService request being handled, for the backend call
+# it makes (moto's response handler does not pass it on); one per server thread.
+_request = threading.local()
 
 
 def reconcile(backend: Any, service: Any) -> None:
@@ -56,11 +63,7 @@ def reconcile(backend: Any, service: Any) -> None:
         # from RUNNING to STOPPED as it is described).
         task._transitions = [("RUNNING", "RUNNING")]  # noqa: SLF001
         task.enable_execute_command = exec_enabled
-        for container in task.containers:
-            container.name = task_definition.container_definitions[0].get("name")
-            container.last_status = "RUNNING"
-            if exec_enabled:
-                container.managed_agents = [{"name": "ExecuteCommandAgent", "lastStatus": "RUNNING"}]
+        task.containers = [_container(task_definition, d, exec_enabled) for d in task_definition.container_definitions]
         tasks[task.task_arn] = task
     primary.update(
         runningCount=service.desired_count,
@@ -70,6 +73,19 @@ def reconcile(backend: Any, service: Any) -> None:
     )
     service.running_count = service.desired_count
     service.pending_count = 0
+
+
+def _container(task_definition: Any, definition: dict, exec_enabled: bool) -> Any:
+    """A running container of the task for one container definition (moto makes one, for the first)."""
+    container = ecs.Container(task_definition)
+    for attribute, key in (("name", "name"), ("image", "image"), ("cpu", "cpu"), ("memory", "memory")):
+        setattr(container, attribute, definition.get(key, 0 if key == "cpu" else None))
+    container.environment = definition.get("environment")
+    container.command = definition.get("command")
+    container.last_status = "RUNNING"
+    if exec_enabled:
+        container.managed_agents = [{"name": "ExecuteCommandAgent", "lastStatus": "RUNNING"}]
+    return container
 
 
 def install() -> None:
@@ -82,8 +98,18 @@ def install() -> None:
     update_service = backend_class.update_service
     list_tasks = backend_class.list_tasks
 
+    create_service_response = responses.EC2ContainerServiceResponse.create_service
+
+    def create_service_response_with_exec(self, *args, **kwargs):
+        _request.enable_execute_command = bool(self._get_param("enableExecuteCommand", False))  # noqa: SLF001
+        try:
+            return create_service_response(self, *args, **kwargs)
+        finally:
+            _request.enable_execute_command = False
+
     def create_service_and_run(self, *args, **kwargs):
         service = create_service(self, *args, **kwargs)
+        service.enable_execute_command = getattr(_request, "enable_execute_command", False)
         reconcile(self, service)
         return service
 
@@ -105,4 +131,5 @@ def install() -> None:
     backend_class.create_service = create_service_and_run
     backend_class.update_service = update_service_and_run
     backend_class.list_tasks = list_tasks_of_service
+    responses.EC2ContainerServiceResponse.create_service = create_service_response_with_exec
     _installed = True
