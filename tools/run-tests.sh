@@ -57,13 +57,13 @@ layer_sandbox-test() {
 # Molecule: one scenario per role (docker driver, containers from the local base image).
 # Containers are named and labelled with MLOPS_SANDBOX_NAME, so helpers sharing the engine
 # never collide; leftovers of an interrupted run of a scenario are removed before it starts.
-# apt and pip inside the containers use caches on the machine (MLOPS_MOLECULE_CACHE), kept
+# apt (archives, lists) and pip in the containers use caches on the machine (MLOPS_MOLECULE_CACHE), kept
 # between runs: a rerun downloads nothing. MOLECULE_ROLES narrows the run.
 layer_molecule() {
   mlops-sandbox up || return 1
   set -a; . "$ROOT/.sandbox/env"; set +a
   export MLOPS_MOLECULE_CACHE=${MLOPS_MOLECULE_CACHE:-/var/cache/mlops-deploy/molecule}
-  mkdir -p "$MLOPS_MOLECULE_CACHE"/{apt-archives,pip}
+  mkdir -p "$MLOPS_MOLECULE_CACHE"/{apt-archives,apt-lists/partial,pip}
   local role start rc passed=0 times=() failed=()
   local roles=(${MOLECULE_ROLES:-ec2_host bastion_efs_sync ecs_exec})
   for role in "${roles[@]}"; do

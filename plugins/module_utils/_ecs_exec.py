@@ -164,10 +164,17 @@ class ExecInspector:
         return self.client.describe_task_definition(taskDefinition=arn, aws_retry=True)["taskDefinition"]
 
     def running_tasks(self, cluster: str, service_name: str) -> list[dict]:
-        paginator = self.client.get_paginator("list_tasks")
-        arns = []
-        for page in paginator.paginate(cluster=cluster, serviceName=service_name, desiredStatus="RUNNING"):
+        # Paged by hand so each call goes through the client's retry decorator (aws_retry).
+        arns, token = [], None
+        while True:
+            extra = {"nextToken": token} if token else {}
+            page = self.client.list_tasks(
+                cluster=cluster, serviceName=service_name, desiredStatus="RUNNING", aws_retry=True, **extra
+            )
             arns += page.get("taskArns", [])
+            token = page.get("nextToken")
+            if not token:
+                break
         tasks = []
         for start in range(0, len(arns), DESCRIBE_TASKS_MAX):
             chunk = arns[start : start + DESCRIBE_TASKS_MAX]
