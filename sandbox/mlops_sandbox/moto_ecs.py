@@ -2,8 +2,10 @@
 
 moto keeps ECS services without tasks: nothing runs a service's tasks, a forced new
 deployment only changes the deployment's id, ``ListTasks(serviceName=...)`` ignores the
-service, ``CreateService`` drops ``enableExecuteCommand``, and a task gets one container
-whatever its task definition holds. Real ECS starts ``desiredCount`` tasks for the
+service, ``CreateService`` drops ``enableExecuteCommand``, a task gets one container
+whatever its task definition holds, and a cluster made without capacity providers lacks
+``capacityProviders`` and ``defaultCapacityProviderStrategy`` (AWS returns them empty;
+community.aws.ecs_cluster fails on an existing cluster without them). Real ECS starts ``desiredCount`` tasks for the
 service's primary deployment (``startedBy`` = the deployment id, ``group`` =
 ``service:<name>``), one container per container definition, replaces the tasks of older
 deployments, carries the service's ``enableExecuteCommand`` to its tasks (with a running
@@ -97,6 +99,12 @@ def install() -> None:
     create_service = backend_class.create_service
     update_service = backend_class.update_service
     list_tasks = backend_class.list_tasks
+    cluster_init = ecs.Cluster.__init__
+
+    def cluster_init_as_aws(self, *args, **kwargs):
+        cluster_init(self, *args, **kwargs)
+        self.capacity_providers = self.capacity_providers or []
+        self.default_capacity_provider_strategy = self.default_capacity_provider_strategy or []
 
     create_service_response = responses.EC2ContainerServiceResponse.create_service
 
@@ -128,6 +136,7 @@ def install() -> None:
             tasks = [t for t in tasks if t.group == group]
         return tasks
 
+    ecs.Cluster.__init__ = cluster_init_as_aws
     backend_class.create_service = create_service_and_run
     backend_class.update_service = update_service_and_run
     backend_class.list_tasks = list_tasks_of_service

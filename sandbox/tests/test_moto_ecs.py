@@ -40,6 +40,12 @@ def _agents(task: dict) -> dict:
     return {c["name"]: [a["lastStatus"] for a in c.get("managedAgents", [])] for c in task["containers"]}
 
 
+def test_clusters_list_their_capacity_providers_as_aws_does(ecs):
+    (cluster,) = ecs.describe_clusters(clusters=["models"])["clusters"]
+    assert cluster["capacityProviders"] == []
+    assert cluster["defaultCapacityProviderStrategy"] == []
+
+
 def test_service_tasks_follow_deployments_and_the_exec_flag(ecs):
     for name, exec_on in (("a", False), ("b", True)):
         ecs.create_service(
