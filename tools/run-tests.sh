@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the test layers in order, stopping at the first failure. Each layer prints
 # one summary line: "== <layer>: PASS|FAIL in <s>s — <what it saw>".
-# Usage: tools/run-tests.sh all | lint | ansible-lint | sanity | unit | sandbox-test | integration | molecule
+# Usage: tools/run-tests.sh all | lint | ansible-lint | sanity | unit | sandbox-test | molecule | integration
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -12,7 +12,7 @@ export DOCKER_BUILDKIT=0
 OUT=$ROOT/.build/test-logs
 mkdir -p "$OUT"
 
-ALL=(lint ansible-lint sanity unit sandbox-test integration)
+ALL=(lint ansible-lint sanity unit sandbox-test molecule integration)
 
 summary() { printf '== %-13s %s in %ss — %s\n' "$1:" "$2" "$3" "$4"; }
 
@@ -29,7 +29,7 @@ pytest_layer() {
 
 layer_lint() {
   local files dirs=()
-  for d in plugins sandbox tests tools bench demo; do [ -d "$d" ] && dirs+=("$d"); done
+  for d in plugins roles sandbox tests tools bench demo; do [ -d "$d" ] && dirs+=("$d"); done
   ruff check --output-format concise "${dirs[@]}" || return 1
   ruff format --check "${dirs[@]}" || { echo "ruff format: run 'ruff format ${dirs[*]}' to fix" >&2; return 1; }
   yamllint -s . || return 1
@@ -55,6 +55,37 @@ layer_unit() { pytest_layer unit tests/unit demo/tests -q -p no:cacheprovider; }
 layer_sandbox-test() {
   mlops-sandbox up || return 1
   pytest_layer sandbox-test sandbox/tests -q -p no:cacheprovider
+}
+
+# Molecule: one scenario per role (docker driver, containers from the local base image).
+# Containers are named and labelled with MLOPS_SANDBOX_NAME, so helpers sharing the engine
+# never collide; leftovers of an interrupted run of a scenario are removed before it starts.
+# apt (archives, lists) and pip in the containers use caches on the machine (MLOPS_MOLECULE_CACHE), kept
+# between runs: a rerun downloads nothing. MOLECULE_ROLES narrows the run.
+layer_molecule() {
+  mlops-sandbox up || return 1
+  set -a; . "$ROOT/.sandbox/env"; set +a
+  export MLOPS_MOLECULE_CACHE=${MLOPS_MOLECULE_CACHE:-/var/cache/mlops-deploy/molecule}
+  mkdir -p "$MLOPS_MOLECULE_CACHE"/{apt-archives,apt-lists/partial,pip}
+  local role start rc passed=0 times=() failed=()
+  local roles=(${MOLECULE_ROLES:-ec2_host bastion_efs_sync ecs_exec})
+  for role in "${roles[@]}"; do
+    docker ps -aq --filter "label=io.mlops-deploy.molecule=$MLOPS_SANDBOX_NAME" \
+      --filter "label=io.mlops-deploy.molecule-scenario=$role-default" | xargs -r docker rm -f >/dev/null
+    start=$SECONDS
+    echo "-- molecule test: roles/$role (log: .build/test-logs/molecule-$role.log)"
+    (cd "roles/$role" && MOLECULE_EPHEMERAL_DIRECTORY=$ROOT/.build/molecule/$role molecule test) \
+      >"$OUT/molecule-$role.log" 2>&1
+    rc=$?
+    times+=("$role $((SECONDS - start))s")
+    if [ "$rc" -eq 0 ]; then
+      passed=$((passed + 1))
+    else
+      failed+=("$role"); tail -n 40 "$OUT/molecule-$role.log"
+    fi
+  done
+  LAYER_INFO="$passed of ${#roles[@]} scenarios passed ($(IFS=,; echo "${times[*]}" | sed 's/,/, /g'))"
+  [ "${#failed[@]}" -eq 0 ] || { LAYER_INFO+="; failed: ${failed[*]}"; return 1; }
 }
 
 layer_integration() {

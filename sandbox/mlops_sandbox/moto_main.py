@@ -9,7 +9,10 @@ import sys
 
 from moto.server import main
 
+from mlops_sandbox import moto_ecs
+
 if __name__ == "__main__":
+    moto_ecs.install()
     args = sys.argv[1:]
     if args[:1] == ["--sandbox"]:
         args = args[2:]
