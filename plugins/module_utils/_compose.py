@@ -1098,8 +1098,6 @@ class Deployment:
     def _up_reasons(self, targets, model_services, before, images, orphan_services):
         """Why ``up`` has to run (``up_reasons``); empty when the release already runs."""
         services = with_dependencies(targets, model_services)
-        if not all(before.get(s) for s in services):
-            return ["%s: no container yet" % s for s in services if not before.get(s)]
         refs = self._image_refs(model_services, services)
         images = dict(images, **self._local_images({s: r for s, r in refs.items() if s not in images}))
         names = sorted({name for s in services for name in service_networks(self.model, s)})
