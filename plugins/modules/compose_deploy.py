@@ -20,6 +20,13 @@ description:
     failed pull stops the deploy: nothing running is touched."
   - "3. B(Up): C(docker compose up --detach). Compose recreates a container only when its
     image or its configuration changed; a repeated run of the same release restarts nothing."
+  - "B(Up is skipped) when it would change nothing: nothing was pulled, and each deployed
+    service (with what it depends on) has its wanted number of containers, all running,
+    healthy (or without a healthcheck), with the configuration hash compose gives for the file
+    (C(config --hash)), the image the file names, on networks that exist with the definition
+    of the file (the hash compose stamps on each network) and with the named volumes the file
+    mounts; and no orphan is to be removed. Anything else, or anything that cannot be
+    confirmed, runs C(up) as above; RV(up_reasons) says why."
   - "4. B(Health): waits, with its own polling loop, until every container of the deployed
     services is healthy (its healthcheck) or running (no healthcheck), at most
     O(health_timeout) seconds. A container Docker reports unhealthy, or one that exits or
@@ -144,6 +151,16 @@ notes:
   - After a rollback the containers run the pinned C(repo@sha256:...) references; the next
     deploy of any release recreates them.
   - Connection to the engine follows C(DOCKER_HOST) and the other docker environment variables.
+  - "Speed of a repeated deploy: an image pinned by digest (C(repo@sha256:...), as release bundles
+    pin them) and present on the host needs no registry call; a tag costs one registry lookup
+    through the engine. The three read-only compose calls (C(version), C(config),
+    C(config --hash)) run side by side while the docker SDK loads; C(up) is skipped when it would
+    change nothing (see above)."
+  - "With a local O(src) no AWS call is made and boto3 is not loaded: the AWS options are
+    accepted (so that C(module_defaults) for C(group/mlops.deploy.aws) apply) and not used."
+  - "Compose itself does not recreate a container when only the content of a file in its
+    C(configs:) or C(secrets:) changed, nor when only a volume's definition changed (it asks
+    whether to recreate the volume, and without a terminal does not); neither does this module."
 attributes:
   check_mode:
     support: full
@@ -272,6 +289,15 @@ compose_events:
   description: Compose's own account of C(up), from its C(--progress json) events (container names).
   returned: when up ran
   type: dict
+up_reasons:
+  description:
+    - Why C(docker compose up) ran, one line per reason (a service to create, recreate or start,
+      a network or volume not as the file says, orphans, a container not healthy yet).
+    - An empty list when the release already ran as deployed and C(up) was skipped.
+  returned: success, not in check mode
+  type: list
+  elements: str
+  sample: ["api: recreate (configuration changed)"]
 plan:
   description:
     - In check mode, per service, the action compose would take and why.
@@ -284,7 +310,7 @@ probe:
   returned: when O(probe_url) is set and health passed
   type: dict
 health_waited:
-  description: Seconds spent waiting for health.
+  description: Seconds spent waiting for health (V(0) when C(up) was skipped, the containers being healthy).
   returned: success, not in check mode
   type: float
 logs:
@@ -301,7 +327,10 @@ src:
   type: dict
   sample: {path: /tmp/compose-deploy-1x2/compose.yml, sha256: "4f1c...", downloaded: true}
 commands:
-  description: The compose commands that ran.
+  description:
+    - The compose commands that changed or could change something (C(pull), C(up), C(rm)); the
+      read-only C(version) and C(config) calls are not listed.
+    - Empty when a repeated deploy found the release already running.
   returned: always
   type: list
   elements: list
