@@ -35,6 +35,7 @@ Prints one figure per line, e.g.:
 from __future__ import annotations
 
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -259,6 +260,7 @@ def main() -> int:
     finally:
         cleanup_projects(PREFIX)
         cleanup_images()
+        shutil.rmtree(work, ignore_errors=True)
     return 0
 
 
