@@ -219,6 +219,15 @@ notes:
     C(logs:DescribeLogStreams), C(logs:GetLogEvents) and C(logs:FilterLogEvents)."
   - The C(async) keyword is not supported (the work happens on the controller); use O(timeout).
 attributes:
+  output_filter:
+    description:
+      - A CloudWatch Logs filter pattern (for example V('"DEPLOY_SUMMARY"')). The stdout lines
+        of each instance that match it are returned in RV(instances[].output_lines), read
+        from CloudWatch with one C(FilterLogEvents) per command, so they are found wherever
+        they are in the output (SSM keeps only its first 2,500 characters in the invocation).
+      - Lets the playbook report something per instance, e.g. one line of JSON.
+      - Needs O(cloudwatch_log_group).
+    type: str
   check_mode:
     support: partial
     description: Can run in check mode and return a prediction of changed without changing the instances.
@@ -430,6 +439,11 @@ instances:
       elements: str
     stderr_tail:
       description: The last O(tail_lines) lines of its stderr.
+      type: list
+      elements: str
+    output_lines:
+      description: With O(output_filter), the lines of its stdout that match it.
+      returned: when O(output_filter) is set
       type: list
       elements: str
     log_stream:
