@@ -253,7 +253,7 @@ def test_5_a_second_run_is_refused_naming_the_holder(fleet):
                 time.sleep(0.2)
         second = fleet.play(SITE, "-e", tag(fleet, "v1"), "-e", "release_deployed_by=bob")
     finally:
-        out, _ = first.communicate(timeout=1200)
+        out = first.communicate(timeout=1200)[0]
     assert first.returncode == 0, out[-8000:]
     text = output(second)
     assert second.returncode != 0, text
