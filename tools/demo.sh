@@ -5,12 +5,8 @@
 # `make demo-down` (tools/demo.sh down) removes the sandbox, the demo's images and
 # its build directory.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-ROOT=$PWD
-export PATH=$ROOT/.venv/bin:$PATH
-export ANSIBLE_COLLECTIONS_PATH=$ROOT/.build/collections
-export ANSIBLE_CONFIG=$ROOT/tests/ansible.cfg
-export DOCKER_BUILDKIT=0
+# shellcheck source=tools/env.sh
+. "$(dirname "$0")/env.sh"
 export MLOPS_RELEASE_WORKDIR=$ROOT/.build/release
 
 if [ "${1:-}" = down ]; then

@@ -36,17 +36,8 @@ options:
     type: str
 notes:
   - Needs C(ecr:DescribeImages) on the repositories.
-attributes:
-  check_mode:
-    support: full
-    description: The module only reads; check mode runs it in full.
-  diff_mode:
-    support: none
-    description: Nothing is changed.
-  idempotent:
-    support: full
-    description: Reading changes nothing.
 extends_documentation_fragment:
+  - mlops.deploy.attributes.read_only
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
