@@ -10,10 +10,10 @@ export ANSIBLE_CONFIG := $(ROOT)/tests/ansible.cfg
 export DOCKER_BUILDKIT := 0
 
 .PHONY: help setup test lint ansible-lint sanity unit integration sandbox-test molecule \
-        sandbox-up sandbox-down build lock clean bench
+        sandbox-up sandbox-down build lock clean bench demo demo-down
 
 help:
-	@echo "make demo         sandbox up, model deployed to a local fleet and tested"
+	@echo "make demo         sandbox up, model deployed to a local fleet and tested (make demo-down removes it)"
 	@echo "make test         every test layer, in order, stopping at the first failure"
 	@echo "make lint | ansible-lint | sanity | unit | sandbox-test | molecule | integration   one layer"
 	@echo "make sandbox-up | sandbox-down   the local AWS stand-in (.sandbox/env)"
@@ -28,6 +28,12 @@ test: setup
 
 lint ansible-lint sanity unit integration sandbox-test molecule: setup
 	@tools/run-tests.sh $@
+
+demo: setup
+	@tools/demo.sh
+
+demo-down:
+	@tools/demo.sh down
 
 sandbox-up: setup
 	@mlops-sandbox up

@@ -3,12 +3,8 @@
 # one summary line: "== <layer>: PASS|FAIL in <s>s — <what it saw>".
 # Usage: tools/run-tests.sh all | lint | ansible-lint | sanity | unit | sandbox-test | molecule | integration
 set -uo pipefail
-cd "$(dirname "$0")/.."
-ROOT=$PWD
-export PATH=$ROOT/.venv/bin:$PATH
-export ANSIBLE_COLLECTIONS_PATH=$ROOT/.build/collections
-export ANSIBLE_CONFIG=$ROOT/tests/ansible.cfg
-export DOCKER_BUILDKIT=0
+# shellcheck source=tools/env.sh
+. "$(dirname "$0")/env.sh"
 OUT=$ROOT/.build/test-logs
 mkdir -p "$OUT"
 

@@ -78,6 +78,7 @@ def argument_spec():
         "poll_max_interval": {"type": "float", "default": 5.0},
         "skip_offline": {"type": "bool", "default": False},
         "tail_lines": {"type": "int", "default": 20},
+        "output_filter": {"type": "str"},
     }
 
 
@@ -565,6 +566,8 @@ class Rollout:
         if group:
             self._cloudwatch_tails(group, states, tail_lines)
             self._cloudwatch_recaps(group, states)
+            if self.params.get("output_filter"):
+                self._cloudwatch_matches(group, states, self.params["output_filter"])
         for state in states:
             del state["_truncated"], state["_step"]
         return states
@@ -632,6 +635,40 @@ class Rollout:
         for command_id, recaps in self._settle(waiting, read, settled).items():
             for instance_id, state in waiting[command_id].items():
                 state["changed"] = rules.recap_changed(recaps.get(instance_id))
+
+    def _cloudwatch_matches(self, group, states, pattern):
+        """``output_lines``: each instance's stdout lines matching ``pattern`` (a CloudWatch
+        filter pattern), whatever SSM cut from the invocation output: one FilterLogEvents
+        (paged) per command, read again until every instance whose playbook ran has a
+        match or the output settled."""
+        by_command = {}
+        for state in states:
+            state["output_lines"] = []
+            if state["command_id"]:
+                by_command.setdefault(state["command_id"], {})[state["instance_id"]] = state
+        reader = LogReader(self.api.logs, self.api.region)
+
+        def read(command_id):
+            step = next(iter(by_command[command_id].values()))["_step"]
+            selection = {"ssm_command_id": command_id, "step": step, "output": "stdout"}
+            try:
+                events = reader.read(group, selection, pattern=pattern)["events"]
+            except LogsError:
+                return {}
+            lines = {}
+            for event in events:
+                parts = (event.get("stream") or "").split("/")
+                if len(parts) == 4:
+                    lines.setdefault(parts[1], []).append(event["message"])
+            return lines
+
+        def settled(command_id, lines, before):
+            ran = [iid for iid, s in by_command[command_id].items() if s["response_code"] == 0]
+            return all(lines.get(iid) for iid in ran) or lines == before
+
+        for command_id, lines in self._settle(by_command, read, settled).items():
+            for instance_id, state in by_command[command_id].items():
+                state["output_lines"] = lines.get(instance_id, [])
 
     def _settle(self, keys, read, settled):
         """Read each key until ``settled(key, value, previous)`` or CLOUDWATCH_SETTLE

@@ -123,17 +123,8 @@ notes:
     and, with O(filter_pattern), several streams or O(log_stream_prefix), C(logs:FilterLogEvents).
   - Throttled calls are retried with jittered backoff.
   - Supports C(check_mode); it changes nothing either way.
-attributes:
-  check_mode:
-    support: full
-    description: The module only reads; check mode runs it in full.
-  diff_mode:
-    support: none
-    description: Nothing is changed, so there is nothing to diff.
-  idempotent:
-    support: full
-    description: Reading logs changes nothing.
 extends_documentation_fragment:
+  - mlops.deploy.attributes.read_only
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3

@@ -40,19 +40,10 @@ options:
       - Container to open the shell in, for RV(command). Defaults to the task definition's first container.
     type: str
 extends_documentation_fragment:
+  - mlops.deploy.attributes.read_only
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
-attributes:
-  check_mode:
-    support: full
-    description: The module only reads; check mode runs it in full and returns the same answer.
-  diff_mode:
-    support: none
-    description: Nothing is changed, so there is nothing to diff.
-  idempotent:
-    support: full
-    description: Reading the service and its tasks changes nothing; RV(ignore:changed) is always V(false).
 """
 
 EXAMPLES = r"""

@@ -63,17 +63,8 @@ notes:
   - Needs C(ssm:GetParameterHistory) and, without O(endpoint), C(ssm:GetParametersByPath).
   - The time of an entry is when SSM stored it (C(LastModifiedDate)), not the controller's clock.
   - A version whose value is not a release record is listed with C(valid=false) and its C(raw) value.
-attributes:
-  check_mode:
-    support: full
-    description: The module only reads; check mode runs it in full.
-  diff_mode:
-    support: none
-    description: Nothing is changed, so there is nothing to diff.
-  idempotent:
-    support: full
-    description: Reading changes nothing.
 extends_documentation_fragment:
+  - mlops.deploy.attributes.read_only
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3

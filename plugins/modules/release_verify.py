@@ -52,18 +52,10 @@ options:
 notes:
   - The manifest is C(sha256sum) format, so C(sha256sum -c MANIFEST.sha256) in the bundle
     directory checks the listed files by hand.
-attributes:
-  check_mode:
-    support: full
-    description: The module only reads; check mode runs it in full.
-  diff_mode:
-    support: none
-    description: Nothing is changed, so there is nothing to diff.
-  idempotent:
-    support: full
-    description: Reading files changes nothing.
 seealso:
   - module: mlops.deploy.release_bundle
+extends_documentation_fragment:
+  - mlops.deploy.attributes.read_only
 """
 
 EXAMPLES = r"""

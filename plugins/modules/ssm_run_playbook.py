@@ -174,6 +174,15 @@ options:
         instances' tails and the play recaps come from there, whole.
       - Read them later with M(mlops.deploy.cloudwatch_tail).
     type: str
+  output_filter:
+    description:
+      - A CloudWatch Logs filter pattern (for example V('"DEPLOY_SUMMARY"')). The stdout lines
+        of each instance that match it are returned in RV(instances[].output_lines), read
+        from CloudWatch with one C(FilterLogEvents) per command, so they are found wherever
+        they are in the output (SSM keeps only its first 2,500 characters in the invocation).
+      - Lets the playbook report something per instance, e.g. one line of JSON.
+      - Needs O(cloudwatch_log_group).
+    type: str
   timeout:
     description:
       - Seconds to wait for the whole rollout (every batch). When they pass, the running commands
@@ -430,6 +439,11 @@ instances:
       elements: str
     stderr_tail:
       description: The last O(tail_lines) lines of its stderr.
+      type: list
+      elements: str
+    output_lines:
+      description: With O(output_filter), the lines of its stdout that match it.
+      returned: when O(output_filter) is set
       type: list
       elements: str
     log_stream:

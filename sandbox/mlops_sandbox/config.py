@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,6 +66,17 @@ class Config:
     @property
     def network(self) -> str:
         return f"mlops-sandbox-{self.name}"
+
+    @property
+    def vpc_cidr(self) -> str:
+        """The sandbox's VPC in moto, which is also its Docker network: an instance's
+        PrivateIpAddress is its container's address, reachable from the host as a VPC
+        address is from a runner inside the VPC. One /16 per sandbox name
+        (10.200.0.0/16 .. 10.249.0.0/16), or MLOPS_SANDBOX_CIDR."""
+        override = os.environ.get("MLOPS_SANDBOX_CIDR")
+        if override:
+            return override
+        return f"10.{200 + zlib.crc32(self.name.encode()) % 50}.0.0/16"
 
     @property
     def moto_url(self) -> str:

@@ -7,6 +7,7 @@ sandbox label, so ``down`` finds it again whoever created it.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import subprocess
@@ -60,11 +61,22 @@ def engine_answers() -> bool:
 
 
 def ensure_network(config: Config) -> str:
-    """The sandbox's bridge network; returns its gateway address (the host, seen from instances)."""
+    """The sandbox's bridge network on the VPC's CIDR; returns its gateway address (the
+    host, seen from instances), the last address of the range, which moto (assigning
+    from the start of the subnet) does not hand out."""
+    subnet = ipaddress.ip_network(config.vpc_cidr)
     gateway = network_gateway(config)
     if gateway:
+        if ipaddress.ip_address(gateway) not in subnet:
+            raise SandboxError(
+                f"network {config.network} is not on {subnet} (made by an older sandbox); "
+                "remove it with `make sandbox-down`, then `make sandbox-up`"
+            )
         return gateway
-    docker("network", "create", "--driver", "bridge", "--label", config.label, config.network)
+    docker(
+        "network", "create", "--driver", "bridge", "--label", config.label,
+        f"--subnet={subnet}", f"--gateway={subnet.broadcast_address - 1}", config.network,
+    )  # fmt: skip
     gateway = network_gateway(config)
     if not gateway:
         raise SandboxError(f"network {config.network} has no gateway address; remove it (`make sandbox-down`)")

@@ -34,6 +34,9 @@ def exports(config: Config, extra: dict[str, str] | None = None) -> dict[str, st
         # The ECR stand-in: image names start with this; its CA for clients that need it.
         values["MLOPS_SANDBOX_ECR_REGISTRY"] = config.registry_address
         values["MLOPS_SANDBOX_REGISTRY_CA"] = str(config.registry_ca)
+        # ECR's image API (DescribeImages, ...) answered from that registry; the rest of
+        # ECR is passed on to moto (ssm/ecr_images.py).
+        values["AWS_ENDPOINT_URL_ECR"] = config.ssm_url
     values.update(extra or {})
     return values
 

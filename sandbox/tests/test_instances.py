@@ -4,8 +4,10 @@ a model host, an instance metadata service; and the CLI that adds and removes th
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import subprocess
+import urllib.request
 import uuid
 
 import pytest
@@ -13,7 +15,7 @@ from botocore.exceptions import ClientError
 
 from mlops_sandbox.config import Config
 
-from .conftest import BIN, wait_command
+from .conftest import BIN, boto_client, wait_command, wait_for
 
 
 def run_on(ssm, iid: str, commands: list[str], timeout: float = 120) -> str:
@@ -190,3 +192,45 @@ def test_describe_instance_information_filters(ssm, model_servers):
     with pytest.raises(ClientError) as err:
         ssm.describe_instance_information(Filters=[{"Key": "InstanceIds", "Values": ["web-1"]}])
     assert err.value.response["Error"]["Code"] == "InvalidInstanceId"
+
+
+def test_an_instance_answers_at_its_private_ip_as_in_a_vpc(ssm, model_servers, sandbox_env):
+    """EC2's PrivateIpAddress is the container's address on the sandbox network (the
+    sandbox's VPC), so the host reaches a port opened on the instance at that address,
+    as a CI runner in the VPC reaches an instance."""
+    ec2 = boto_client(sandbox_env, "ec2")
+    iid = model_servers[0]
+    ip = ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]["PrivateIpAddress"]
+    container = f"mlops-sb-{Config().name}-{iid}"
+    inspect = subprocess.run(
+        ["docker", "inspect", "--format", "{{json .NetworkSettings.Networks}}", container],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    addresses = [net["IPAddress"] for net in json.loads(inspect.stdout).values()]
+    assert addresses == [ip]
+    assert ipaddress.ip_address(ip) in ipaddress.ip_network(Config().vpc_cidr)
+
+    token = uuid.uuid4().hex
+    run_on(
+        ssm,
+        iid,
+        [
+            f"mkdir -p /tmp/{token} && echo {token} > /tmp/{token}/index.html",
+            f"cd /tmp/{token} && (nohup python3 -m http.server 18089 >/dev/null 2>&1 &)",
+        ],
+    )
+    try:
+        body = wait_for(lambda: _http_get(f"http://{ip}:18089/index.html"), 30, f"http server on {ip}:18089")
+        assert body.strip() == token
+    finally:
+        run_on(ssm, iid, ["pkill -f 'http.server 18089' || true"])
+
+
+def _http_get(url: str) -> str | None:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - a sandbox address
+            return resp.read().decode()
+    except OSError:
+        return None

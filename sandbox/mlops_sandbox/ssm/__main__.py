@@ -16,8 +16,10 @@ from ..config import Config
 from ..process import Daemon
 from ..ssmservice import code_digest
 from .api import Api
+from .aws import client
 from .control import Control
 from .cwlogs import LogWriter
+from .ecr_images import EcrImages
 from .engine import Engine
 from .faults import Faults
 from .instances import Registry
@@ -47,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     log.info("registry: %d instance(s) loaded, %d dropped (gone from EC2 or Docker)", len(loaded), len(dropped))
     engine.start()
     moto_pid = Daemon("moto", config.state_dir, config.log_dir).pid()
-    service = Service(api, control, faults, ("127.0.0.1", config.moto_port), code_digest(), moto_pid)
+    ecr = EcrImages(config, _repository_exists(config))
+    service = Service(api, control, faults, ("127.0.0.1", config.moto_port), code_digest(), moto_pid, ecr)
     server = make_server(service, config.bind_host, config.ssm_port)
     log.info(
         "SSM service for sandbox %s on %s:%d (moto on :%d)",
@@ -64,6 +67,19 @@ def main(argv: list[str] | None = None) -> int:
         engine.stop()
         server.server_close()
     return 0
+
+
+def _repository_exists(config: Config):
+    ecr = client("ecr", config.moto_url, config.region)
+
+    def exists(name: str) -> bool:
+        try:
+            ecr.describe_repositories(repositoryNames=[name])
+        except ecr.exceptions.RepositoryNotFoundException:
+            return False
+        return True
+
+    return exists
 
 
 if __name__ == "__main__":

@@ -52,6 +52,7 @@ class Control:
         self.iam = aws.client("iam", config.moto_url, config.region)
         self.provision_lock = threading.Lock()
         self._ami: str | None = None
+        self._subnet: str | None = None
 
     # -- views -------------------------------------------------------------------------
     def view(self, inst: Instance) -> dict:
@@ -142,6 +143,7 @@ class Control:
             batch = min(remaining, 250)
             answer = self.ec2.run_instances(
                 ImageId=self.ami(),
+                SubnetId=self.subnet(),
                 InstanceType=INSTANCE_TYPE,
                 MinCount=batch,
                 MaxCount=batch,
@@ -155,6 +157,24 @@ class Control:
             remaining -= batch
             self.index.forget()
         return launched
+
+    def subnet(self) -> str:
+        """The sandbox VPC's subnet (the whole VPC CIDR, like the Docker network): moto
+        hands out its addresses in order, and the containers take the same ones."""
+        if self._subnet is None:
+            cidr = self.config.vpc_cidr
+            name = f"mlops-sandbox-{self.config.name}"
+            found = self.ec2.describe_subnets(Filters=[{"Name": "tag:Name", "Values": [name]}])["Subnets"]
+            if found:
+                self._subnet = found[0]["SubnetId"]
+            else:
+                tags = [{"ResourceType": "vpc", "Tags": [{"Key": "Name", "Value": name}]}]
+                vpc = self.ec2.create_vpc(CidrBlock=cidr, TagSpecifications=tags)["Vpc"]["VpcId"]
+                tags = [{"ResourceType": "subnet", "Tags": [{"Key": "Name", "Value": name}]}]
+                self._subnet = self.ec2.create_subnet(
+                    VpcId=vpc, CidrBlock=cidr, AvailabilityZone=f"{self.config.region}a", TagSpecifications=tags
+                )["Subnet"]["SubnetId"]
+        return self._subnet
 
     def _attach_profile(self, instance_id: str) -> None:
         self.ec2.associate_iam_instance_profile(IamInstanceProfile={"Name": ROLE}, InstanceId=instance_id)
@@ -206,6 +226,7 @@ class Control:
             "MLOPS_SSM_ENDPOINT": f"http://{gateway}:{cfg.ssm_port}",
             "AWS_ENDPOINT_URL": f"http://{gateway}:{cfg.moto_port}",
             "AWS_ENDPOINT_URL_SSM": f"http://{gateway}:{cfg.ssm_port}",
+            "AWS_ENDPOINT_URL_ECR": f"http://{gateway}:{cfg.ssm_port}",
             "AWS_DEFAULT_REGION": cfg.region,
             "AWS_REGION": cfg.region,
         }
@@ -215,6 +236,7 @@ class Control:
             f"--name={inst.container}",
             f"--hostname={inst.hostname}",
             f"--network={cfg.network}",
+            f"--ip={inst.private_ip}",
             f"--label={cfg.label}",
             f"--label={containers.INSTANCE_LABEL}={inst.instance_id}",
             f"--label={containers.KIND_LABEL}={inst.kind}",

@@ -22,6 +22,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from ..process import SandboxError
 from .api import Api
 from .control import BadRequest, Control
+from .ecr_images import TARGET_PREFIX as ECR_TARGET_PREFIX
+from .ecr_images import EcrImages
 from .errors import SsmError, throttled
 from .faults import Faults
 
@@ -41,8 +43,10 @@ class Service:
         moto: tuple[str, int],
         code: str = "",
         moto_pid: int | None = None,
+        ecr: EcrImages | None = None,
     ) -> None:
         self.api = api
+        self.ecr = ecr
         self.code = code
         self.moto_pid = moto_pid
         self.control = control
@@ -110,6 +114,9 @@ class Handler(BaseHTTPRequestHandler):
     def _ssm(self) -> None:
         target = self.headers.get("X-Amz-Target", "")
         body = self._body()
+        if target.startswith(ECR_TARGET_PREFIX):
+            self._ecr(target[len(ECR_TARGET_PREFIX) :], body)
+            return
         action = target[len(TARGET_PREFIX) :] if target.startswith(TARGET_PREFIX) else ""
         if not action:
             self._error(SsmError("UnknownOperationException", f"unknown operation {target!r}"))
@@ -138,6 +145,27 @@ class Handler(BaseHTTPRequestHandler):
         except Exception:
             log.exception("%s failed", action)
             self._error(SsmError("InternalServerError", "the sandbox's SSM service failed; see its log", 500))
+            return
+        self._reply(200, answer)
+
+    def _ecr(self, action: str, body: bytes) -> None:
+        """ECR: the image read actions from the registry (ecr_images.py), the rest to moto."""
+        ecr = self.service.ecr
+        if ecr is None or not ecr.handles(action):
+            self._forward(body)
+            return
+        try:
+            request = json.loads(body or b"{}")
+            answer = ecr.call(action, request if isinstance(request, dict) else {})
+        except ValueError:
+            self._error(SsmError("SerializationException", "the request body is not a JSON object"))
+            return
+        except SsmError as exc:
+            self._error(exc)
+            return
+        except Exception:
+            log.exception("ECR %s failed", action)
+            self._error(SsmError("ServerException", "the sandbox's ECR stand-in failed; see its log", 500))
             return
         self._reply(200, answer)
 

@@ -1,0 +1,310 @@
+"""The release flow end to end, as CI runs it: `ansible-playbook -i inventories/local
+playbooks/site.yml` against the sandbox (3 full instances, env `local`), SSM really
+running the bundle's deploy.yml inside each instance, the Titanic model API pulled from
+the sandbox's ECR. The scenarios build on each other, in file order:
+
+1. a full release reaches the 3 instances and the endpoint answers on each;
+2. the same release again changes nothing and restarts no container;
+3. an image whose health check fails: the canary fails, the rollout stops, the canary is
+   back on the previous release, the other instances never changed, the output shows the
+   failing container's logs;
+4. a tampered bundle in S3 is refused on the instance, nothing changes;
+5. two runs at once: the second is refused, naming the holder of the lock;
+6. an offline instance is caught before anything is sent, and named;
+7. a second release, then playbooks/rollback.yml: back on the first; the history shows both.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import subprocess
+import time
+import urllib.request
+import uuid
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from mlops_sandbox.client import Sandbox
+
+from .conftest import BIN, ROOT, sandbox_env
+from .deploy_support import RegistryClient, ecr_credentials, ensure_repository
+
+INVENTORY = ROOT / "inventories" / "local"
+SITE = ROOT / "playbooks" / "site.yml"
+ROLLBACK = ROOT / "playbooks" / "rollback.yml"
+TITANIC = ROOT / "demo" / "titanic"
+REPOSITORY = "titanic-api"
+JACK = {"Pclass": 3, "Sex": "male", "Age": 22, "SibSp": 1, "Parch": 0, "Fare": 7.25, "Embarked": "S"}
+pytestmark = pytest.mark.timeout(1800)
+
+
+class Fleet:
+    """The environment under test: how to run the release playbooks and look at the instances."""
+
+    def __init__(self, env: dict[str, str], workdir: Path, aws):
+        self.env = env
+        self.workdir = workdir
+        self.ssm = aws("ssm")
+        self.ec2 = aws("ec2")
+        self.s3 = aws("s3")
+        self.sandbox = env["MLOPS_SANDBOX_NAME"]
+        reservations = self.ec2.describe_instances(
+            Filters=[
+                {"Name": "tag:env", "Values": ["local"]},
+                {"Name": "tag:Name", "Values": ["model-server"]},
+                {"Name": "instance-state-name", "Values": ["running"]},
+            ]
+        )["Reservations"]
+        found = [i for r in reservations for i in r["Instances"]]
+        self.ips = {i["InstanceId"]: i["PrivateIpAddress"] for i in found}
+        self.instances = sorted(self.ips)
+
+    def play(self, playbook: Path, *extra: str, env: dict | None = None, wait: bool = True):
+        argv = [
+            str(BIN / "ansible-playbook"), "-i", str(INVENTORY), str(playbook),
+            "-e", f"release_workdir={self.workdir}", *extra,
+        ]  # fmt: skip
+        full_env = {
+            **os.environ,
+            **self.env,
+            "ANSIBLE_COLLECTIONS_PATH": str(ROOT / ".build" / "collections"),
+            "ANSIBLE_CONFIG": str(ROOT / "tests" / "ansible.cfg"),
+            "ANSIBLE_NOCOLOR": "1",
+            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+            **(env or {}),
+        }
+        if not wait:
+            return subprocess.Popen(argv, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        return subprocess.run(argv, env=full_env, capture_output=True, text=True, timeout=1500, check=False)
+
+    def container(self, instance: str) -> str:
+        return f"mlops-sb-{self.sandbox}-{instance}"
+
+    def api_container(self, instance: str) -> str | None:
+        """ID and start time of the endpoint's container inside the instance, or None."""
+        out = subprocess.run(
+            ["docker", "exec", self.container(instance), "docker", "inspect", "--format",
+             "{{.Id}} {{.State.StartedAt}}", "titanic-api-1"],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    def answer(self, instance: str, path: str = "/health", body: dict | None = None) -> dict:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(f"http://{self.ips[instance]}:8080{path}", data=data)
+        with urllib.request.urlopen(request, timeout=10) as resp:  # noqa: S310 - a sandbox address
+            return json.loads(resp.read())
+
+    def commands_for(self, instance: str) -> int:
+        return len(self.ssm.list_commands(InstanceId=instance)["Commands"])
+
+    def history(self) -> list[dict]:
+        name = "/mlops/local/releases/titanic"
+        pages = self.ssm.get_paginator("get_parameter_history").paginate(Name=name)
+        return [json.loads(p["Value"]) for page in pages for p in page["Parameters"]]
+
+
+def output(result) -> str:
+    return result.stdout + result.stderr
+
+
+def assert_ok(result) -> None:
+    assert result.returncode == 0, output(result)[-8000:]
+
+
+def build_variant(client: RegistryClient, tag: str, version: str | None, broken: bool, work: Path) -> str:
+    """The demo's model API image with a model of ``version`` (retrained) or a model file
+    that does not load (``broken``: the API answers /health with 503), pushed as ``tag``."""
+    context = work / f"context-{tag}"
+    shutil.copytree(TITANIC, context)
+    model = context / "model" / "model.json"
+    if broken:
+        model.write_text('{"version": "broken"}\n')
+    elif version:
+        subprocess.run(
+            [str(BIN / "python"), str(context / "train.py"), "--version", version, "--out", str(model)],
+            check=True, capture_output=True, timeout=300,
+        )  # fmt: skip
+    uri = client.uri(tag, REPOSITORY)
+    client.docker("build", "--quiet", "--tag", uri, str(context))
+    return client.push(uri, tag, REPOSITORY)
+
+
+@pytest.fixture(scope="module")
+def fleet(aws, tmp_path_factory):
+    env = sandbox_env()
+    work = tmp_path_factory.mktemp("release")
+    fleet = Fleet(env, work / "build", aws)
+    assert len(fleet.instances) == 3, f"the sandbox should run 3 model servers tagged env=local: {fleet.instances}"
+    ecr = aws("ecr")
+    ensure_repository(ecr, REPOSITORY)
+    client = RegistryClient(work / "docker", ecr_credentials(ecr))
+    client.login()
+    run = uuid.uuid4().hex[:6]
+    fleet.tags = {
+        "v1": f"test-{run}-v1",
+        "v2": f"test-{run}-v2",
+        "broken": f"test-{run}-broken",
+    }
+    fleet.digests = {
+        "v1": build_variant(client, fleet.tags["v1"], None, False, work),
+        "v2": build_variant(client, fleet.tags["v2"], f"titanic-logreg-2-{run}", False, work),
+        "broken": build_variant(client, fleet.tags["broken"], None, True, work),
+    }
+    fleet.v2_version = f"titanic-logreg-2-{run}"
+    resources = fleet.play(ROOT / "playbooks" / "aws_resources.yml")
+    assert_ok(resources)
+    # Start from a fleet without the endpoint, as a first release finds it.
+    for instance in fleet.instances:
+        subprocess.run(
+            ["docker", "exec", fleet.container(instance), "sh", "-c", "docker rm -f titanic-api-1 2>/dev/null; true"],
+            capture_output=True, timeout=120, check=False,
+        )  # fmt: skip
+    return fleet
+
+
+def tag(fleet, variant: str) -> str:
+    return f"titanic_image_tag={fleet.tags[variant]}"
+
+
+def test_1_full_release_reaches_every_instance(fleet):
+    result = fleet.play(SITE, "-e", tag(fleet, "v1"))
+    assert_ok(result)
+    text = output(result)
+    for instance in fleet.instances:
+        assert fleet.answer(instance)["model_version"] == "titanic-logreg-1"
+        assert fleet.answer(instance, "/predict", JACK)["prediction"] == 0
+        assert f"{instance}:\n" in text  # each instance's summary line, shown by the controller
+    assert "changed on " in text  # the summary: the release changed the instances
+    record = fleet.history()[-1]
+    assert record["result"] == "success"
+    assert record["digests"]["api"].endswith(fleet.digests["v1"])
+    fleet.first_release = record["release_id"]
+
+
+def test_2_same_release_again_changes_nothing(fleet):
+    before = {i: fleet.api_container(i) for i in fleet.instances}
+    result = fleet.play(SITE, "-e", tag(fleet, "v1"))
+    assert_ok(result)
+    assert "nothing changed on any of the 3 instance(s)" in output(result)
+    assert {i: fleet.api_container(i) for i in fleet.instances} == before
+    assert fleet.history()[-1]["release_id"] == fleet.first_release
+
+
+def test_3_unhealthy_image_stops_at_the_canary_and_rolls_it_back(fleet):
+    before = {i: fleet.api_container(i) for i in fleet.instances}
+    commands = {i: fleet.commands_for(i) for i in fleet.instances}
+    result = fleet.play(SITE, "-e", tag(fleet, "broken"))
+    text = output(result)
+    assert result.returncode != 0, text
+    assert "failed in local; the rollout stopped. 1 instance(s) had received it" in text
+    assert f"they are back on {fleet.first_release}" in text
+    assert "did not load" in text  # the failing container's own log line, through SSM/CloudWatch
+    sent = [i for i in fleet.instances if fleet.commands_for(i) > commands[i]]
+    assert len(sent) == 1, f"only the canary gets commands: {sent}"
+    canary = sent[0]
+    for instance in fleet.instances:
+        assert fleet.answer(instance)["model_version"] == "titanic-logreg-1"  # the previous release serves
+        if instance != canary:
+            assert fleet.api_container(instance) == before[instance]
+    assert fleet.history()[-1]["result"] == "failed"
+
+
+def test_4_tampered_bundle_is_refused_on_the_instance(fleet):
+    bucket, key = "mlops-releases-local", f"releases/local/{fleet.first_release}.zip"
+    original = fleet.s3.get_object(Bucket=bucket, Key=key)
+    body, metadata = original["Body"].read(), original["Metadata"]
+    tampered = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(body)) as source, zipfile.ZipFile(tampered, "w") as target:
+        for item in source.infolist():
+            data = source.read(item)
+            if item.filename == "compose/titanic.yml":
+                data = data.replace(b"restart: unless-stopped", b"restart: always")
+            target.writestr(item, data)
+    before = {i: fleet.api_container(i) for i in fleet.instances}
+    fleet.s3.put_object(Bucket=bucket, Key=key, Body=tampered.getvalue(), Metadata=metadata)
+    try:
+        result = fleet.play(SITE, "-e", f"release={fleet.first_release}")
+    finally:
+        fleet.s3.put_object(Bucket=bucket, Key=key, Body=body, Metadata=metadata)
+    text = output(result)
+    assert result.returncode != 0, text
+    assert "bundle refused" in text
+    assert "compose/titanic.yml" in text
+    assert {i: fleet.api_container(i) for i in fleet.instances} == before
+
+
+def test_5_a_second_run_is_refused_naming_the_holder(fleet):
+    first = fleet.play(SITE, "-e", tag(fleet, "v1"), "-e", "release_deployed_by=alice", wait=False)
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            try:
+                fleet.ssm.get_parameter(Name="/mlops/local/deploy-lock")
+                break
+            except fleet.ssm.exceptions.ParameterNotFound:
+                assert first.poll() is None, f"the first run ended before taking the lock:\n{first.stdout.read()}"
+                assert time.monotonic() < deadline, "the first run never took the lock"
+                time.sleep(0.2)
+        second = fleet.play(SITE, "-e", tag(fleet, "v1"), "-e", "release_deployed_by=bob")
+    finally:
+        out = first.communicate(timeout=1200)[0]
+    assert first.returncode == 0, out[-8000:]
+    text = output(second)
+    assert second.returncode != 0, text
+    assert "alice" in text
+    assert "locked" in text or "lock" in text
+
+
+def test_6_an_offline_instance_is_caught_before_sending(fleet):
+    control = Sandbox()
+    victim = fleet.instances[-1]
+    commands = {i: fleet.commands_for(i) for i in fleet.instances}
+    control.offline([victim])
+    try:
+        deadline = time.monotonic() + 120
+        while (
+            fleet.ssm.describe_instance_information(Filters=[{"Key": "InstanceIds", "Values": [victim]}])[
+                "InstanceInformationList"
+            ][0]["PingStatus"]
+            != "ConnectionLost"
+        ):
+            assert time.monotonic() < deadline, f"{victim} never went ConnectionLost"
+            time.sleep(1)
+        result = fleet.play(SITE, "-e", tag(fleet, "v1"))
+    finally:
+        control.online([victim])
+    text = output(result)
+    assert result.returncode != 0, text
+    assert victim in text
+    assert {i: fleet.commands_for(i) for i in fleet.instances} == commands  # nothing was sent
+
+
+def test_7_rollback_returns_to_the_previous_release(fleet):
+    deadline = time.monotonic() + 120
+    while any(
+        i["PingStatus"] != "Online" for i in fleet.ssm.describe_instance_information()["InstanceInformationList"]
+        if i["InstanceId"] in fleet.instances
+    ):  # fmt: skip
+        assert time.monotonic() < deadline, "the instances did not come back online"
+        time.sleep(1)
+    second = fleet.play(SITE, "-e", tag(fleet, "v2"))
+    assert_ok(second)
+    for instance in fleet.instances:
+        assert fleet.answer(instance)["model_version"] == fleet.v2_version
+    second_release = fleet.history()[-1]["release_id"]
+    back = fleet.play(ROLLBACK)
+    assert_ok(back)
+    for instance in fleet.instances:
+        assert fleet.answer(instance)["model_version"] == "titanic-logreg-1"
+    history = fleet.history()
+    assert history[-1]["release_id"] == fleet.first_release
+    assert history[-1]["extra"]["rollback_of"] == second_release
+    ids = [h["release_id"] for h in history]
+    assert fleet.first_release in ids
+    assert second_release in ids

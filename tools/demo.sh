@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# `make demo`: the sandbox up (3 instances, env `local`), then demo/demo.yml — AWS
+# resources, the Titanic model API built and pushed to the sandbox's ECR, and the
+# release of `local` exactly as CI runs playbooks/site.yml for a real environment.
+# `make demo-down` (tools/demo.sh down) removes the sandbox, the demo's images and
+# its build directory.
+set -euo pipefail
+# shellcheck source=tools/env.sh
+. "$(dirname "$0")/env.sh"
+export MLOPS_RELEASE_WORKDIR=$ROOT/.build/release
+
+if [ "${1:-}" = down ]; then
+  mlops-sandbox down
+  docker image ls --format '{{.Repository}}:{{.Tag}}' | grep -E '\.dkr\.ecr\..*/titanic-api:' | xargs -r docker image rm -f >/dev/null
+  rm -rf "$MLOPS_RELEASE_WORKDIR"
+  echo "demo: removed (sandbox, demo images, release build directory)"
+  exit 0
+fi
+
+start=$SECONDS
+mlops-sandbox up
+# shellcheck disable=SC1091
+. .sandbox/env
+ansible-playbook -i inventories/local demo/demo.yml -e release_workdir="$MLOPS_RELEASE_WORKDIR" "$@"
+echo "demo: done in $((SECONDS - start))s; the endpoint URLs above answer POST /predict (make demo-down removes it all)"
