@@ -66,17 +66,27 @@ def ensure_network(config: Config) -> str:
     from the start of the subnet) does not hand out."""
     subnet = ipaddress.ip_network(config.vpc_cidr)
     gateway = network_gateway(config)
-    if gateway:
-        if ipaddress.ip_address(gateway) not in subnet:
-            raise SandboxError(
-                f"network {config.network} is not on {subnet} (made by an older sandbox); "
-                "remove it with `make sandbox-down`, then `make sandbox-up`"
-            )
+    if gateway and ipaddress.ip_address(gateway) in subnet:
         return gateway
-    docker(
-        "network", "create", "--driver", "bridge", "--label", config.label,
-        f"--subnet={subnet}", f"--gateway={subnet.broadcast_address - 1}", config.network,
-    )  # fmt: skip
+    if gateway:
+        # Left by an earlier sandbox of this name on another range (an older version, or
+        # another MLOPS_SANDBOX_CIDR): its instances cannot match this VPC's addresses.
+        # Its containers (this sandbox's, by label) go with it; anything else attached
+        # makes `network rm` fail with Docker's message naming it.
+        remove(docker("ps", "-aq", f"--filter=label={config.label}", f"--filter=network={config.network}").split())
+        docker("network", "rm", config.network)
+    try:
+        docker(
+            "network", "create", "--driver", "bridge", "--label", config.label,
+            f"--subnet={subnet}", f"--gateway={subnet.broadcast_address - 1}", config.network,
+        )  # fmt: skip
+    except SandboxError as exc:
+        if "overlaps" not in str(exc):
+            raise
+        raise SandboxError(
+            f"{exc}: another Docker network uses {subnet}; give this sandbox another range "
+            "with MLOPS_SANDBOX_CIDR (e.g. MLOPS_SANDBOX_CIDR=10.190.0.0/16)"
+        ) from None
     gateway = network_gateway(config)
     if not gateway:
         raise SandboxError(f"network {config.network} has no gateway address; remove it (`make sandbox-down`)")

@@ -7,6 +7,7 @@ create the instances they need (removed afterwards)."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import shlex
@@ -29,6 +30,25 @@ def free_tcp_port() -> int:
         return sock.getsockname()[1]
 
 
+def free_cidr() -> str:
+    """A 10.150-199.0.0/16 range that no Docker network on the engine overlaps."""
+    ids = subprocess.run(["docker", "network", "ls", "-q"], capture_output=True, text=True, check=True).stdout.split()
+    used = []
+    if ids:
+        out = subprocess.run(
+            ["docker", "network", "inspect", "--format", "{{range .IPAM.Config}}{{.Subnet}} {{end}}", *ids],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        used = [ipaddress.ip_network(s) for s in out.split() if "." in s]
+    for second in range(150, 200):
+        candidate = ipaddress.ip_network(f"10.{second}.0.0/16")
+        if not any(candidate.overlaps(u) for u in used):
+            return str(candidate)
+    raise RuntimeError("no free 10.150-199.0.0/16 range for a throw-away sandbox")
+
+
 class SandboxCli:
     def __init__(self, tmp_path: Path):
         self.name = f"selftest-{uuid.uuid4().hex[:6]}"
@@ -47,6 +67,9 @@ class SandboxCli:
             # The registry is machine-wide (port 443): a throw-away sandbox runs it only
             # when a test asks, on a port and host name of its own.
             "MLOPS_SANDBOX_REGISTRY": "0",
+            # A range no Docker network uses (the running sandbox's name hashes into
+            # 10.200-249; a random name could land on the same one).
+            "MLOPS_SANDBOX_CIDR": free_cidr(),
             "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         }
         self.state_dir = tmp_path / "state" / self.name

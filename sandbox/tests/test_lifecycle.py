@@ -112,12 +112,16 @@ def _docker_objects(name: str) -> dict[str, list[str]]:
 
 
 def test_bring_up_from_nothing_then_teardown_leaves_nothing(sandbox_cli):
-    """A fleet of one full instance from nothing, used by a real client; then nothing is left,
-    even with the pid files gone (as for a sandbox started from another checkout)."""
+    """A fleet of one full instance from nothing but the network an older version left
+    (on Docker's default range, not the VPC's), used by a real client; then nothing is
+    left, even with the pid files gone (as for a sandbox started from another checkout)."""
     from mlops_sandbox.process import sandbox_pids
 
     sandbox_cli.env["MLOPS_SANDBOX_INSTANCES"] = "1"
     assert _docker_objects(sandbox_cli.name) == {"containers": [], "volumes": [], "networks": []}
+    network = f"mlops-sandbox-{sandbox_cli.name}"
+    label = f"io.mlops-deploy.sandbox={sandbox_cli.name}"
+    subprocess.run(["docker", "network", "create", "--label", label, network], capture_output=True, check=True)
     # The registry component's CA, where it writes it: full instances must trust it.
     ca = sandbox_cli.state_dir / "registry" / "ca.crt"
     ca.parent.mkdir(parents=True)
@@ -127,6 +131,13 @@ def test_bring_up_from_nothing_then_teardown_leaves_nothing(sandbox_cli):
     assert "1 full instance(s) Name=model-server env=local online" in up.stdout
     objects = _docker_objects(sandbox_cli.name)
     assert (len(objects["containers"]), len(objects["volumes"]), len(objects["networks"])) == (1, 1, 1)
+    subnet = subprocess.run(
+        ["docker", "network", "inspect", "--format", "{{range .IPAM.Config}}{{.Subnet}}{{end}}", network],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert subnet == sandbox_cli.env["MLOPS_SANDBOX_CIDR"]
     ecr_host = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
     inside = subprocess.run(
         [
