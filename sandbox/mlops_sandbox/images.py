@@ -252,10 +252,11 @@ class HostImage:
         try:
             run = ["run", "--detach", f"--name={name}", *BAKE_RUN_OPTIONS, *self._cache_mounts()]
             docker(*run, self.config.base_image, "sleep", "infinity")
-            done("container")
+            done("container started")
             self._apply_role(name, tag)
             done("role")
             docker("exec", name, "sh", "-c", BAKE_CLEANUP)
+            done("clean-up")
             docker(
                 "commit",
                 f"--message=mlops.deploy.ec2_host applied to {self.config.base_image} (playbooks/ec2_host.yml)",
@@ -272,6 +273,7 @@ class HostImage:
             done("commit")
         finally:
             docker("rm", "--force", "--volumes", name, check=False, timeout=300)
+        done("container removed")
         self.log(f"baked {tag} in {time.monotonic() - start:.0f}s ({', '.join(phases)})")
 
     def _remove_leftovers(self) -> None:
