@@ -8,25 +8,34 @@ from the sandbox's ECR stand-in, one with a healthcheck):
   ``docker compose up -d --remove-orphans``, three ``ansible.builtin.command`` tasks;
 - ``mlops.deploy.compose_deploy``, one task.
 
+Two compose files of the same release are measured, one after the other, each on its
+own project: images referenced by tag (``repo:tag``: one registry lookup per image on
+each side) and images pinned by digest (``repo@sha256:...``, as the release bundles pin
+them: compose_deploy needs no registry call for an image it has).
+
 The engine is shared with other people, so the users' ``docker system prune -f`` is
 scoped with ``--filter label=io.mlops-deploy.bench=<run>``: the same command, with the
 same walk over the engine's containers, networks, images and build cache, that can only
 remove what this benchmark labelled. (A throw-away Docker-in-Docker engine would also
 isolate it, but would put the two sides on different engines.)
 
-Each side runs ROUNDS times, alternating, after one warm-up each; the wall time printed
-is the median. A play with no task runs in the same rounds: its time, the start-up of
-ansible-playbook that both sides pay, is also taken off each side to show what the steps
-themselves cost. "Restarted" counts containers of the project whose ID or start time
-changed across a run. Needs the sandbox up (``make bench`` brings it up).
+For each file, after the first deploy and one warm-up run of each side, each side runs
+ROUNDS times (BENCH_ROUNDS, default 5), alternating with a play with no task and a
+play whose one task does nothing (``ansible.builtin.ping``); the wall time printed is
+the median. The empty play's time, the start-up of ansible-playbook that both sides
+pay, is also taken off each side to show what the steps themselves cost; the ping play
+shows the least a one-task play costs, the floor compose_deploy's own task sits on.
+"Restarted" counts containers of the project whose ID or start time changed across a
+run. Needs the sandbox up (``make bench`` brings it up).
 
 Prints one figure per line, e.g.:
-    compose_redeploy: users' steps (prune + pull + up -d --remove-orphans): 3.10 s median of 5
+    compose_redeploy[tag]: users' steps (prune + pull + up -d --remove-orphans): 3.10 s median of 5
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -101,6 +110,19 @@ EMPTY_PLAY = """\
   tasks: []
 """
 
+# The least any one-task play costs: ansible.builtin.ping (the module payload built and
+# sent, a Python started, AnsibleModule loaded, nothing done). Shows how close to its
+# floor compose_deploy gets; the users' steps are three such tasks plus the docker calls.
+ONE_TASK_PLAY = """\
+---
+- name: One task that does nothing
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Ping
+      ansible.builtin.ping:
+"""
+
 COMPOSE_DEPLOY = """\
 ---
 - name: Redeploy with compose_deploy
@@ -135,6 +157,53 @@ def restarted(before: dict[str, str], after: dict[str, str]) -> int:
     return sum(1 for cid, started in after.items() if before.get(cid) != started)
 
 
+def measure(playbook: str, env: dict[str, str], engine, project: str, plays: dict[str, Path]) -> dict:
+    """Median wall time and restarts of each play, ROUNDS alternating rounds after a warm-up."""
+
+    def timed(path: Path) -> tuple[float, int]:
+        before = containers(engine, project)
+        start = time.perf_counter()
+        result = subprocess.run([playbook, str(path)], env=env, capture_output=True, text=True, check=False)
+        elapsed = time.perf_counter() - start
+        if result.returncode != 0:
+            raise SystemExit(f"{path.name} failed:\n{result.stdout[-3000:]}\n{result.stderr[-2000:]}")
+        return elapsed, restarted(before, containers(engine, project))
+
+    timed(plays["ours"])  # the first deploy of the release (not measured)
+    timed(plays["users"])  # warm-up of each side
+    timed(plays["ours"])
+    times = {side: [] for side in plays}
+    restarts = dict.fromkeys(plays, 0)
+    for _round in range(ROUNDS):
+        for side, path in plays.items():
+            elapsed, count = timed(path)
+            times[side].append(elapsed)
+            restarts[side] += count
+    return {side: (statistics.median(values), restarts[side]) for side, values in times.items()}
+
+
+def report(name: str, figures: dict) -> None:
+    (users_s, users_r), (ours_s, ours_r) = figures["users"], figures["ours"]
+    empty_s, ping_s = figures["empty"][0], figures["ping"][0]
+    tag = f"compose_redeploy[{name}]"
+    print(f"{tag}: users' steps (prune + pull + up -d --remove-orphans): {users_s:.2f} s median of {ROUNDS}")
+    print(f"{tag}: compose_deploy: {ours_s:.2f} s median of {ROUNDS}")
+    print(f"{tag}: containers restarted by the users' steps: {users_r} over {ROUNDS} redeploys")
+    print(f"{tag}: containers restarted by compose_deploy: {ours_r} over {ROUNDS} redeploys")
+    print(f"{tag}: compose_deploy is {users_s / ours_s:.2f}x as fast as the users' steps (goal >= 3x)")
+    # What the steps themselves cost, without the start-up every playbook pays.
+    print(f"{tag}: ansible-playbook start-up alone (a play with no task): {empty_s:.2f} s median of {ROUNDS}")
+    print(f"{tag}: users' steps minus start-up: {users_s - empty_s:.2f} s")
+    print(f"{tag}: compose_deploy minus start-up: {ours_s - empty_s:.2f} s")
+    print(f"{tag}: minus start-up, compose_deploy is {(users_s - empty_s) / (ours_s - empty_s):.2f}x as fast")
+    # The floor of any one-task play, and the ratio a module doing nothing would reach.
+    print(f"{tag}: one task doing nothing (ansible.builtin.ping) minus start-up: {ping_s - empty_s:.2f} s")
+    print(
+        f"{tag}: minus start-up, a one-task play doing nothing would be {(users_s - empty_s) / (ping_s - empty_s):.2f}x"
+        " as fast (the most any module can reach)"
+    )
+
+
 def main() -> int:
     aws = sandbox_env()
     ecr = boto3.client(
@@ -146,25 +215,19 @@ def main() -> int:
     )
     ensure_repository(ecr, REPOSITORY)
     run = uuid.uuid4().hex[:8]
-    project = f"{PREFIX}{run}"
     work = Path(tempfile.mkdtemp(prefix="bench-compose-"))
     client = RegistryClient(work / "docker", ecr_credentials(ecr))
     client.login()
     for variant in ("v1", "sidecar"):
         client.build(variant)
         client.push(client.uri(variant), variant)
-    api_ref = client.uri(f"bench-{run}")
-    worker_ref = client.uri(f"bench-worker-{run}")
-    client.retag("v1", f"bench-{run}")
-    client.retag("sidecar", f"bench-worker-{run}")
-    compose = work / "compose.yml"
-    compose.write_text(COMPOSE.format(project=project, api=api_ref, worker=worker_ref, port=free_port(), run=run))
-    users = work / "users_steps.yml"
-    users.write_text(USERS_STEPS.format(run=run, compose=compose))
-    ours = work / "compose_deploy.yml"
-    ours.write_text(COMPOSE_DEPLOY.format(compose=compose))
-    empty = work / "empty.yml"
-    empty.write_text(EMPTY_PLAY)
+    api_digest = client.retag("v1", f"bench-{run}")
+    worker_digest = client.retag("sidecar", f"bench-worker-{run}")
+    repository = client.uri("x").rsplit(":", 1)[0]
+    references = {
+        "tag": (client.uri(f"bench-{run}"), client.uri(f"bench-worker-{run}")),
+        "digest": (f"{repository}@{api_digest}", f"{repository}@{worker_digest}"),
+    }
     env = {
         **os.environ,
         **aws,
@@ -175,46 +238,29 @@ def main() -> int:
     }
     playbook = str(Path(sys.executable).parent / "ansible-playbook")
     engine = docker.from_env().api
-
-    def timed(path: Path) -> tuple[float, int]:
-        before = containers(engine, project)
-        start = time.perf_counter()
-        result = subprocess.run([playbook, str(path)], env=env, capture_output=True, text=True, check=False)
-        elapsed = time.perf_counter() - start
-        if result.returncode != 0:
-            raise SystemExit(f"{path.name} failed:\n{result.stdout[-3000:]}\n{result.stderr[-2000:]}")
-        return elapsed, restarted(before, containers(engine, project))
-
+    empty = work / "empty.yml"
+    empty.write_text(EMPTY_PLAY)
+    ping = work / "ping.yml"
+    ping.write_text(ONE_TASK_PLAY)
     try:
-        timed(ours)  # the first deploy of the release (not measured)
-        timed(users)  # warm-up of each side
-        timed(ours)
-        times = {"users": [], "ours": [], "empty": []}
-        restarts = {"users": 0, "ours": 0, "empty": 0}
-        for _round in range(ROUNDS):
-            for side, path in (("users", users), ("ours", ours), ("empty", empty)):
-                elapsed, count = timed(path)
-                times[side].append(elapsed)
-                restarts[side] += count
+        for name, (api_ref, worker_ref) in references.items():
+            project = f"{PREFIX}{run}-{name}"
+            compose = work / f"compose-{name}.yml"
+            compose.write_text(
+                COMPOSE.format(project=project, api=api_ref, worker=worker_ref, port=free_port(), run=run)
+            )
+            users = work / f"users_steps-{name}.yml"
+            users.write_text(USERS_STEPS.format(run=run, compose=compose))
+            ours = work / f"compose_deploy-{name}.yml"
+            ours.write_text(COMPOSE_DEPLOY.format(compose=compose))
+            report(
+                name,
+                measure(playbook, env, engine, project, {"users": users, "ours": ours, "empty": empty, "ping": ping}),
+            )
     finally:
         cleanup_projects(PREFIX)
         cleanup_images()
-    users_s, ours_s = statistics.median(times["users"]), statistics.median(times["ours"])
-    empty_s = statistics.median(times["empty"])
-    print(f"compose_redeploy: users' steps (prune + pull + up -d --remove-orphans): {users_s:.2f} s median of {ROUNDS}")
-    print(f"compose_redeploy: compose_deploy: {ours_s:.2f} s median of {ROUNDS}")
-    print(f"compose_redeploy: containers restarted by the users' steps: {restarts['users']} over {ROUNDS} redeploys")
-    print(f"compose_redeploy: containers restarted by compose_deploy: {restarts['ours']} over {ROUNDS} redeploys")
-    print(f"compose_redeploy: compose_deploy is {users_s / ours_s:.2f}x as fast as the users' steps (goal >= 3x)")
-    # What the steps themselves cost, without the start-up every playbook pays.
-    print(
-        f"compose_redeploy: ansible-playbook start-up alone (a play with no task): {empty_s:.2f} s median of {ROUNDS}"
-    )
-    print(f"compose_redeploy: users' steps minus start-up: {users_s - empty_s:.2f} s")
-    print(f"compose_redeploy: compose_deploy minus start-up: {ours_s - empty_s:.2f} s")
-    print(
-        f"compose_redeploy: minus start-up, compose_deploy is {(users_s - empty_s) / (ours_s - empty_s):.2f}x as fast"
-    )
+        shutil.rmtree(work, ignore_errors=True)
     return 0
 
 

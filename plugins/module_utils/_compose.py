@@ -25,10 +25,13 @@ import hashlib
 import json
 import os
 import re
+import subprocess
 import tempfile
 import time
 import urllib.error
 import urllib.request
+
+from ansible.module_utils.basic import env_fallback
 
 # Compose 2.29.1 gave the JSON progress events the fields read here; older releases
 # print other shapes or none.
@@ -38,6 +41,7 @@ LABEL_SERVICE = "com.docker.compose.service"
 LABEL_CONFIG_HASH = "com.docker.compose.config-hash"
 LABEL_ONEOFF = "com.docker.compose.oneoff"
 LABEL_NUMBER = "com.docker.compose.container-number"
+LABEL_IMAGE = "com.docker.compose.image"
 LOG_LINES = 30
 
 
@@ -303,6 +307,12 @@ def container_state(info):
         "started_at": state.get("StartedAt"),
         "restart_count": info.get("RestartCount", 0),
         "exit_code": state.get("ExitCode"),
+        "image_label": labels.get(LABEL_IMAGE),
+        "networks": {
+            name: (settings or {}).get("NetworkID")
+            for name, settings in ((info.get("NetworkSettings") or {}).get("Networks") or {}).items()
+        },
+        "volumes": sorted(m.get("Name") for m in info.get("Mounts") or [] if m.get("Type") == "volume"),
     }
 
 
@@ -388,6 +398,110 @@ def plan_up(targets, model_services, hashes, before, images, remote_digests):
 def orphans(before, model_services):
     """Services with containers in the project but not in the compose file."""
     return sorted(service for service in before if service not in model_services)
+
+
+def with_dependencies(targets, model_services):
+    """``targets`` and every service they depend on (``depends_on``, transitively), sorted:
+    what ``docker compose up <targets>`` converges."""
+    found, todo = set(), list(targets)
+    while todo:
+        service = todo.pop()
+        if service in found or service not in model_services:
+            continue
+        found.add(service)
+        todo.extend(model_services[service].get("depends_on") or {})
+    return sorted(found)
+
+
+# Go's encoding/json escapes these inside strings (HTML-safe output); Python's does not.
+_GO_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+
+
+def go_json_sha256(value):
+    """sha256 (hex) of ``value`` encoded as Go's ``json.Marshal`` does: compact, keys in the
+    order given (the order of compose's own JSON output), HTML characters escaped.
+
+    Compose labels each network with this hash of its definition
+    (``com.docker.compose.config-hash``). A value this encoding does not reproduce byte for
+    byte (rare: control characters, floats) gives another hash, which only ever means
+    "cannot tell it is unchanged".
+    """
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    for char, escaped in _GO_ESCAPES.items():
+        text = text.replace(char, escaped)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def service_networks(model, service):
+    """``{network name on the engine: definition}`` of the networks a service joins."""
+    networks = {}
+    for key in model["services"][service].get("networks") or {}:
+        definition = (model.get("networks") or {}).get(key) or {}
+        networks[definition.get("name") or key] = definition
+    return networks
+
+
+def service_volumes(model, service):
+    """Engine names of the named volumes a service mounts."""
+    names = []
+    for mount in model["services"][service].get("volumes") or []:
+        if mount.get("type") == "volume" and mount.get("source"):
+            definition = (model.get("volumes") or {}).get(mount["source"]) or {}
+            names.append(definition.get("name") or mount["source"])
+    return sorted(set(names))
+
+
+def up_reasons(services, model, hashes, before, images, networks, orphan_services):
+    """Why ``docker compose up`` has to run; an empty list when it would change nothing.
+
+    Mirrors what compose 2.x decides in ``up``: a service needs action when a container
+    is missing, stopped, or of another count than wanted, its configuration hash or image
+    differs (``plan_up``), or a network it joins is missing, was recreated, or has another
+    definition than the file's (compose would recreate the network and the containers on
+    it); a named volume it should mount is not mounted; orphans are to be removed.
+    Anything that cannot be confirmed unchanged (a hash compose did not give, a label
+    missing) is a reason too. ``services``: the targets with their dependencies;
+    ``hashes``: ``config --hash`` or None; ``images``: service -> local image summary;
+    ``networks``: engine name -> ``{"id", "labels"}``, or None when it does not exist.
+    """
+    reasons = []
+    if orphan_services:
+        reasons.append("orphan services to remove: %s" % ", ".join(orphan_services))
+    if hashes is None:
+        return reasons + ["compose gave no configuration hashes"]
+    model_services = model.get("services") or {}
+    plan = plan_up(services, model_services, hashes, before, images, {})
+    for service in services:
+        step = plan[service]
+        if step["action"] != "keep":
+            reasons.append("%s: %s (%s)" % (service, step["action"], step["reason"]))
+            continue
+        image = images.get(service)
+        if not image:
+            reasons.append("%s: its image is not on the engine" % service)
+            continue
+        containers = before.get(service, [])
+        if any(c["image_label"] not in (None, image["id"]) for c in containers):
+            reasons.append("%s: compose recorded another image" % service)
+        for name, definition in sorted(service_networks(model, service).items()):
+            network = networks.get(name)
+            if not network:
+                reasons.append("%s: network %s does not exist" % (service, name))
+                continue
+            if not definition.get("external"):
+                label = (network.get("labels") or {}).get(LABEL_CONFIG_HASH)
+                if label != go_json_sha256(definition):
+                    reasons.append("%s: network %s is not the file's definition" % (service, name))
+            if any(c["networks"].get(name) != network["id"] for c in containers):
+                reasons.append("%s: a container is not on network %s" % (service, name))
+        for name in service_volumes(model, service):
+            if any(name not in c["volumes"] for c in containers):
+                reasons.append("%s: a container does not mount volume %s" % (service, name))
+    expected = {s: replicas(model_services.get(s, {})) for s in services}
+    verdict, problems = health_verdict(before, services, expected)
+    if verdict != "ok":
+        reasons.append("not all healthy yet: %s" % "; ".join(problems))
+    return reasons
 
 
 # --------------------------------------------------------------------------- health
@@ -593,6 +707,51 @@ def prepare_source(src, expected_sha256, project, directory, s3_get):
     return {"path": path, "sha256": actual or sha256_file(path), "downloaded": downloaded}
 
 
+# --------------------------------------------------------------------------- module options
+
+
+def aws_options():
+    """The AWS connection options (``amazon.aws.common.modules`` and ``region.modules``
+    doc fragments), as ``amazon.aws``'s ``aws_argument_spec()`` gives them.
+
+    ``compose_deploy`` needs AWS only for an ``s3://`` source and then runs as an
+    ``AnsibleAWSModule``, which adds this same spec itself. For a compose file on the
+    host it is a plain ``AnsibleModule`` that still accepts (and ignores) these options,
+    so that ``module_defaults`` for ``group/mlops.deploy.aws`` keep working, without
+    loading boto3 (a tenth of a second or more per run). A unit test holds this equal
+    to ``aws_argument_spec()`` of the installed amazon.aws, and sanity's validate-modules
+    holds it equal to the documented fragments.
+    """
+    return {
+        "access_key": {
+            "aliases": ["aws_access_key_id", "aws_access_key"],
+            "fallback": (env_fallback, ["AWS_ACCESS_KEY_ID", "AWS_ACCESS_KEY"]),
+            "no_log": False,
+        },
+        "secret_key": {
+            "aliases": ["aws_secret_access_key", "aws_secret_key"],
+            "fallback": (env_fallback, ["AWS_SECRET_ACCESS_KEY", "AWS_SECRET_KEY"]),
+            "no_log": True,
+        },
+        "session_token": {
+            "aliases": ["aws_session_token"],
+            "fallback": (env_fallback, ["AWS_SESSION_TOKEN"]),
+            "no_log": True,
+        },
+        "profile": {"aliases": ["aws_profile"], "fallback": (env_fallback, ["AWS_PROFILE", "AWS_DEFAULT_PROFILE"])},
+        "endpoint_url": {"aliases": ["aws_endpoint_url"], "fallback": (env_fallback, ["AWS_URL"])},
+        "validate_certs": {"type": "bool", "default": True},
+        "aws_ca_bundle": {"type": "path", "fallback": (env_fallback, ["AWS_CA_BUNDLE"])},
+        "aws_config": {"type": "dict"},
+        "debug_botocore_endpoint_logs": {
+            "type": "bool",
+            "default": False,
+            "fallback": (env_fallback, ["ANSIBLE_DEBUG_BOTOCORE_LOGS"]),
+        },
+        "region": {"aliases": ["aws_region"], "fallback": (env_fallback, ["AWS_REGION", "AWS_DEFAULT_REGION"])},
+    }
+
+
 # --------------------------------------------------------------------------- adapters
 
 
@@ -624,11 +783,52 @@ def compose_command(environ, home=None, is_executable=None):
     return ["docker", "compose"]
 
 
-class ComposeCli:
-    """The compose v2 CLI for one project. ``run(argv, env) -> (rc, stdout, stderr)``."""
+def parse_hashes(text):
+    """``{service: hash}`` from ``docker compose config --hash`` (``service hash`` lines)."""
+    hashes = {}
+    for line in (text or "").splitlines():
+        parts = line.split()
+        if len(parts) == 2:
+            hashes[parts[0]] = parts[1]
+    return hashes
 
-    def __init__(self, run, files, project=None, env_file=None, env=None, command=("docker", "compose")):
+
+def start_command(argv, env):
+    """Start ``argv`` with this process's environment updated with ``env``; returns a
+    function that waits for it and gives ``(rc, stdout, stderr)``. What lets the read-only
+    compose calls run side by side (``ComposeCli.start_inspection``)."""
+    try:
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=dict(os.environ, **env),
+        )
+    except OSError as exc:
+        message = "cannot run %s: %s" % (argv[0], exc)
+        return lambda: (127, "", message)
+
+    def wait():
+        out, err = proc.communicate()
+        return proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
+
+    return wait
+
+
+def _result(argv, rc, out, err):
+    return {"cmd": argv, "rc": rc, "stdout": out, "stderr": err}
+
+
+class ComposeCli:
+    """The compose v2 CLI for one project. ``run(argv, env) -> (rc, stdout, stderr)`` runs
+    a command to its end; ``start(argv, env) -> wait`` (``start_command``) starts one, for
+    the read-only calls that run side by side (without it they run one after the other)."""
+
+    def __init__(self, run, files, project=None, env_file=None, env=None, command=("docker", "compose"), start=None):
         self._run = run
+        self._start = start or (lambda argv, env: lambda: run(argv, env))
+        self._inspection = None
         self.files = list(files)
         self.project = project
         self.env_file = env_file
@@ -648,34 +848,42 @@ class ComposeCli:
         return argv + list(args)
 
     def call(self, argv):
-        rc, out, err = self._run(argv, self.env)
-        return {"cmd": argv, "rc": rc, "stdout": out, "stderr": err}
+        return _result(argv, *self._run(argv, self.env))
 
-    def version(self):
-        result = self.call(self.command + ["version", "--short"])
-        return result["stdout"] if result["rc"] == 0 else (result["stderr"] or result["stdout"] or "no output")
+    def start_inspection(self):
+        """Start the three read-only calls a deploy begins with, side by side: ``version
+        --short``, ``config --format json`` and ``config --hash '*'``. ``inspect`` collects
+        them (and starts them itself when this was not called)."""
+        if self._inspection is None:
+            argvs = (
+                self.command + ["version", "--short"],
+                self.argv("config", "--format", "json", progress=False),
+                self.argv("config", "--hash", "*", progress=False),
+            )
+            self._inspection = [(argv, self._start(argv, self.env)) for argv in argvs]
 
-    def config(self):
-        result = self.call(self.argv("config", "--format", "json", progress=False))
-        if result["rc"] != 0:
+    def inspect(self):
+        """``(version, model, hashes)``: the compose version (checked: a DeployError when
+        missing or too old), the project's configuration, and the configuration hash of
+        each service (``{service: hash}``, or None with the failed call when compose could
+        not give them: ``(None, result)``)."""
+        self.start_inspection()
+        version, config, hashes = (_result(argv, *wait()) for argv, wait in self._inspection)
+        self._inspection = None
+        found = check_compose_version(
+            version["stdout"] if version["rc"] == 0 else (version["stderr"] or version["stdout"] or "no output")
+        )
+        if config["rc"] != 0:
             raise DeployError(
-                "docker compose cannot read %s: %s" % (", ".join(self.files), result["stderr"].strip()), result
+                "docker compose cannot read %s: %s" % (", ".join(self.files), config["stderr"].strip()), config
             )
         try:
-            return json.loads(result["stdout"])
+            model = json.loads(config["stdout"])
         except ValueError:
-            raise DeployError("docker compose config did not print JSON", result) from None
-
-    def hashes(self, services):
-        result = self.call(self.argv("config", "--hash", ",".join(services) or "*", progress=False))
-        if result["rc"] != 0:
-            raise DeployError("docker compose config --hash failed: %s" % result["stderr"].strip(), result)
-        hashes = {}
-        for line in result["stdout"].splitlines():
-            parts = line.split()
-            if len(parts) == 2:
-                hashes[parts[0]] = parts[1]
-        return hashes
+            raise DeployError("docker compose config did not print JSON", config) from None
+        if hashes["rc"] != 0:
+            return found, model, (None, hashes)
+        return found, model, (parse_hashes(hashes["stdout"]), hashes)
 
     def pull(self, services):
         return self.call(self.argv("pull", "--ignore-buildable", *services))
@@ -719,6 +927,18 @@ class Engine:
             return self.api.inspect_distribution(ref)["Descriptor"]["digest"]
         except self._api_error as exc:
             raise DeployError("cannot read %s from its registry: %s" % (ref, _api_message(exc))) from None
+
+    def networks(self, names):
+        """``{name: {"id", "labels"} or None}`` for networks by engine name."""
+        found = {}
+        for name in names:
+            try:
+                info = self.api.inspect_network(name)
+            except self._not_found:
+                found[name] = None
+                continue
+            found[name] = {"id": info["Id"], "labels": info.get("Labels") or {}}
+        return found
 
     def images(self):
         """Every image of the engine (the list API's summaries: Id, Created, RepoTags, RepoDigests)."""
@@ -764,12 +984,16 @@ class Deployment:
             key: [] for key in ("pulled", "created", "recreated", "started", "removed", "rolled_back", "pruned")
         }
         self.commands = []
+        self.model = {}
+        self.hashes = None
+        self.hashes_result = None
+        self._image_cache = {}
 
     # -- steps ---------------------------------------------------------------------
 
     def _load(self):
-        check_compose_version(self.compose.version())
-        model = self.compose.config()
+        _version, model, (self.hashes, self.hashes_result) = self.compose.inspect()
+        self.model = model
         project = self.compose.project or model.get("name")
         if not project:
             raise DeployError("the compose project has no name; set project")
@@ -792,7 +1016,10 @@ class Deployment:
         return {service: image_summary(self.engine.image(ref), ref) for service, ref in refs.items()}
 
     def _image_of_id(self, image_id, repo=None):
-        inspect = self.engine.image(image_id)
+        # The same image is looked at before and after; commands and prune clear this.
+        if image_id not in self._image_cache:
+            self._image_cache[image_id] = self.engine.image(image_id)
+        inspect = self._image_cache[image_id]
         if not inspect:
             return None
         entry = repo_digest(inspect.get("RepoDigests"), repo) if repo else None
@@ -817,6 +1044,7 @@ class Deployment:
 
     def _track(self, result):
         self.commands.append(result["cmd"])
+        self._image_cache.clear()
         return result
 
     def _pull(self, refs):
@@ -866,6 +1094,16 @@ class Deployment:
 
     def _snapshot(self, project):
         return self.engine.project_containers(project)
+
+    def _up_reasons(self, targets, model_services, before, images, orphan_services):
+        """Why ``up`` has to run (``up_reasons``); empty when the release already runs."""
+        services = with_dependencies(targets, model_services)
+        refs = self._image_refs(model_services, services)
+        images = dict(images, **self._local_images({s: r for s, r in refs.items() if s not in images}))
+        names = sorted({name for s in services for name in service_networks(self.model, s)})
+        return up_reasons(
+            services, self.model, self.hashes, before, images, self.engine.networks(names), orphan_services
+        )
 
     def _wait(self, project, services, expected, timeout):
         return wait_until_healthy(
@@ -950,6 +1188,7 @@ class Deployment:
         for item in plan:
             if not self.check_mode:
                 removed = []
+                self._image_cache.clear()
                 for ref in item["refs"]:
                     error = self.engine.remove_image(ref)
                     if error:  # in use elsewhere, say: kept, and said so in the result
@@ -999,8 +1238,10 @@ class Deployment:
             if self.check_mode:
                 local = self._local_images(refs)
                 remote = self._would_pull(refs, local) if self.opts.get("pull", True) else {}
-                hashes = self.compose.hashes(targets)
-                plan = plan_up(targets, model_services, hashes, before, local, remote)
+                if self.hashes is None:
+                    result = self.hashes_result
+                    raise DeployError("docker compose config --hash failed: %s" % result["stderr"].strip(), result)
+                plan = plan_up(targets, model_services, self.hashes, before, local, remote)
                 for service, step in sorted(plan.items()):
                     if step["action"] in ("create", "recreate", "start"):
                         key = {"create": "created", "recreate": "recreated", "start": "started"}[step["action"]]
@@ -1012,17 +1253,27 @@ class Deployment:
                 return self._finish(base, before, targets, refs, plan=plan)
 
             if self.opts.get("pull", True) and refs:
-                self._pull(refs)
-            result = self._track(self.compose.up(targets))
-            events = parse_events(result["stderr"]) + parse_events(result["stdout"])
-            after = self._snapshot(project)
-            if result["rc"] != 0:
-                reason = "docker compose up failed: %s" % "; ".join(event_errors(events) or [result["stderr"].strip()])
+                images = self._pull(refs)
+            else:
+                images = self._local_images(refs)
+            reasons = self._up_reasons(targets, model_services, before, images, orphan_services)
+            base["up_reasons"] = reasons
+            if reasons:
+                result = self._track(self.compose.up(targets))
+                events = parse_events(result["stderr"]) + parse_events(result["stdout"])
+                after = self._snapshot(project)
+                if result["rc"] != 0:
+                    reason = "docker compose up failed: %s" % "; ".join(
+                        event_errors(events) or [result["stderr"].strip()]
+                    )
+                    self._record_changes(base, before, after, targets, events)
+                    self._rollback(project, before, after, targets, expected, reason, self._logs(after, targets))
                 self._record_changes(base, before, after, targets, events)
-                self._rollback(project, before, after, targets, expected, reason, self._logs(after, targets))
-            self._record_changes(base, before, after, targets, events)
-
-            verdict, problems, waited = self._wait(project, targets, expected, self.opts.get("health_timeout", 300))
+                verdict, problems, waited = self._wait(project, targets, expected, self.opts.get("health_timeout", 300))
+            else:
+                # The release already runs as the file says, healthy: up would change
+                # nothing, so it is not run (up_reasons says why it ran when it does).
+                verdict, problems, waited = "ok", [], 0.0
             if verdict != "ok":
                 grouped = self._snapshot(project)
                 what = (
@@ -1063,7 +1314,7 @@ class Deployment:
                     )
                 self.actions["removed"] += [{"service": s, "reason": "orphan"} for s in orphan_services]
             self._prune(refs)
-            return self._finish(base, before, targets, refs)
+            return self._finish(base, before, targets, refs, grouped=None if reasons else before)
         except DeployError as exc:
             exc.result = dict(base, changed=self._changed(), commands=self.commands, **exc.result)
             raise
@@ -1080,8 +1331,9 @@ class Deployment:
     def _changed(self):
         return any(self.actions[key] for key in self.actions)
 
-    def _finish(self, base, before, targets, refs, plan=None):
-        grouped = before if self.check_mode else self._snapshot(base["project"])
+    def _finish(self, base, before, targets, refs, plan=None, grouped=None):
+        if grouped is None:
+            grouped = before if self.check_mode else self._snapshot(base["project"])
         services = self._services_result(grouped, targets, refs)
         result = dict(base, changed=self._changed(), services=services, commands=self.commands)
         after = {s["name"]: s["digest"] or s["image_id"] for s in services if s["container_id"]}

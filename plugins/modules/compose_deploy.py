@@ -20,6 +20,13 @@ description:
     failed pull stops the deploy: nothing running is touched."
   - "3. B(Up): C(docker compose up --detach). Compose recreates a container only when its
     image or its configuration changed; a repeated run of the same release restarts nothing."
+  - "B(Up is skipped) when it would change nothing: nothing was pulled, and each deployed
+    service (with what it depends on) has its wanted number of containers, all running,
+    healthy (or without a healthcheck), with the configuration hash compose gives for the file
+    (C(config --hash)), the image the file names, on networks that exist with the definition
+    of the file (the hash compose stamps on each network) and with the named volumes the file
+    mounts; and no orphan is to be removed. Anything else, or anything that cannot be
+    confirmed, runs C(up) as above; RV(up_reasons) says why."
   - "4. B(Health): waits, with its own polling loop, until every container of the deployed
     services is healthy (its healthcheck) or running (no healthcheck), at most
     O(health_timeout) seconds. A container Docker reports unhealthy, or one that exits or
@@ -144,6 +151,16 @@ notes:
   - After a rollback the containers run the pinned C(repo@sha256:...) references; the next
     deploy of any release recreates them.
   - Connection to the engine follows C(DOCKER_HOST) and the other docker environment variables.
+  - "Speed of a repeated deploy: an image pinned by digest (C(repo@sha256:...), as release bundles
+    pin them) and present on the host needs no registry call; a tag costs one registry lookup
+    through the engine. The three read-only compose calls (C(version), C(config),
+    C(config --hash)) run side by side while the docker SDK loads; C(up) is skipped when it would
+    change nothing (see above)."
+  - "With a local O(src) no AWS call is made and boto3 is not loaded: the AWS options are
+    accepted (so that C(module_defaults) for C(group/mlops.deploy.aws) apply) and not used."
+  - "Compose itself does not recreate a container when only the content of a file in its
+    C(configs:) or C(secrets:) changed, nor when only a volume's definition changed (it asks
+    whether to recreate the volume, and without a terminal does not); neither does this module."
 attributes:
   check_mode:
     support: full
@@ -272,6 +289,15 @@ compose_events:
   description: Compose's own account of C(up), from its C(--progress json) events (container names).
   returned: when up ran
   type: dict
+up_reasons:
+  description:
+    - Why C(docker compose up) ran, one line per reason (a service to create, recreate or start,
+      a network or volume not as the file says, orphans, a container not healthy yet).
+    - An empty list when the release already ran as deployed and C(up) was skipped.
+  returned: success, not in check mode
+  type: list
+  elements: str
+  sample: ["api: recreate (configuration changed)"]
 plan:
   description:
     - In check mode, per service, the action compose would take and why.
@@ -284,7 +310,7 @@ probe:
   returned: when O(probe_url) is set and health passed
   type: dict
 health_waited:
-  description: Seconds spent waiting for health.
+  description: Seconds spent waiting for health (V(0) when C(up) was skipped, the containers being healthy).
   returned: success, not in check mode
   type: float
 logs:
@@ -301,7 +327,10 @@ src:
   type: dict
   sample: {path: /tmp/compose-deploy-1x2/compose.yml, sha256: "4f1c...", downloaded: true}
 commands:
-  description: The compose commands that ran.
+  description:
+    - The compose commands that changed or could change something (C(pull), C(up), C(rm)); the
+      read-only C(version) and C(config) calls are not listed.
+    - Empty when a repeated deploy found the release already running.
   returned: always
   type: list
   elements: list
@@ -328,34 +357,55 @@ import os
 import re
 import tempfile
 
-try:
-    from botocore.exceptions import BotoCoreError, ClientError
-except ImportError:
-    pass  # AnsibleAWSModule says so
-
-try:
-    import docker
-    from docker.errors import APIError, DockerException, NotFound
-
-    HAS_DOCKER = True
-    DOCKER_IMPORT_ERROR = None
-except ImportError as exc:
-    HAS_DOCKER = False
-    DOCKER_IMPORT_ERROR = exc
-
-from ansible.module_utils.basic import missing_required_lib
-from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
+from ansible.module_utils.basic import AnsibleModule, _load_params, missing_required_lib
 
 from ansible_collections.mlops.deploy.plugins.module_utils._compose import (
     ComposeCli,
     DeployError,
     Deployment,
     Engine,
+    aws_options,
     compose_command,
     parse_s3_url,
     prepare_source,
+    start_command,
 )
+
+# Imports that take a tenth of a second or more each are made only where needed: boto3
+# (through amazon.aws) for an s3:// source only, the docker SDK once the compose calls run.
+
+
+def new_module(argument_spec, from_s3):
+    """An AnsibleAWSModule when the compose file comes from S3; otherwise a plain
+    AnsibleModule with the same AWS options (accepted, unused), which does not load boto3."""
+    if from_s3:
+        from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
+
+        return AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
+    return AnsibleModule(argument_spec=dict(aws_options(), **argument_spec), supports_check_mode=True)
+
+
+def s3_reader(module):
+    """``s3_get(bucket, key) -> bytes`` through the AnsibleAWSModule's S3 client."""
+    from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    def s3_get(bucket, key):
+        client = module.client("s3", retry_decorator=AWSRetry.jittered_backoff())
+        try:
+            return client.get_object(Bucket=bucket, Key=key, aws_retry=True)["Body"].read()
+        except (ClientError, BotoCoreError) as exc:
+            module.fail_json_aws(exc, msg="could not download s3://%s/%s (needs s3:GetObject)" % (bucket, key))
+
+    return s3_get
+
+
+def import_docker():
+    """The docker SDK and its errors."""
+    import docker
+    from docker import errors
+
+    return docker, errors
 
 
 def main():
@@ -377,10 +427,11 @@ def main():
         "keep_images": {"type": "int", "default": 2},
         "docker_config": {"type": "path"},
     }
-    module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
+    raw = _load_params() or {}  # the task's arguments, to know before parsing them whether AWS is needed
+    src = raw.get("src", raw.get("compose_file"))
+    from_s3 = isinstance(src, str) and src.startswith("s3://")
+    module = new_module(argument_spec, from_s3)
     params = module.params
-    if not HAS_DOCKER:
-        module.fail_json(msg=missing_required_lib("docker"), exception=str(DOCKER_IMPORT_ERROR))
     for name, least in (("health_timeout", 1), ("probe_timeout", 1), ("keep_images", 1)):
         if params[name] < least:
             module.fail_json(msg="%s must be at least %d, not %s" % (name, least, params[name]))
@@ -398,19 +449,12 @@ def main():
         env["DOCKER_CONFIG"] = params["docker_config"]
         os.environ["DOCKER_CONFIG"] = params["docker_config"]  # the SDK reads credentials from there too
 
-    def s3_get(bucket, key):
-        client = module.client("s3", retry_decorator=AWSRetry.jittered_backoff())
-        try:
-            return client.get_object(Bucket=bucket, Key=key, aws_retry=True)["Body"].read()
-        except (ClientError, BotoCoreError) as exc:
-            module.fail_json_aws(exc, msg="could not download s3://%s/%s (needs s3:GetObject)" % (bucket, key))
-
+    s3_get = s3_reader(module) if from_s3 else None
     with tempfile.TemporaryDirectory(prefix="compose-deploy-") as tmp:
         download_dir = params["download_dir"] if params["download_dir"] and not module.check_mode else tmp
         source = None
         try:
             source = prepare_source(params["src"], params["sha256"], params["project"], download_dir, s3_get)
-            api = docker.from_env(timeout=120).api
             compose = ComposeCli(
                 lambda argv, extra: module.run_command(argv, environ_update=extra),
                 [source["path"]],
@@ -418,12 +462,24 @@ def main():
                 env_file=params["env_file"],
                 env=env,
                 command=compose_command(os.environ),
+                start=start_command,
             )
-            deployment = Deployment(compose, Engine(api, NotFound, APIError), params, check_mode=module.check_mode)
+            compose.start_inspection()  # compose reads the file while the docker SDK loads
+        except DeployError as exc:
+            module.fail_json(msg=exc.msg, src=source, **exc.result)
+        try:
+            docker, errors = import_docker()
+        except ImportError as exc:
+            module.fail_json(msg=missing_required_lib("docker"), exception=str(exc))
+        try:
+            api = docker.from_env(timeout=120).api
+            deployment = Deployment(
+                compose, Engine(api, errors.NotFound, errors.APIError), params, check_mode=module.check_mode
+            )
             result = deployment.run()
         except DeployError as exc:
             module.fail_json(msg=exc.msg, src=source, **exc.result)
-        except DockerException as exc:
+        except errors.DockerException as exc:
             module.fail_json(msg="cannot talk to the Docker engine: %s; is it running, and DOCKER_HOST right?" % exc)
     result["src"] = source
     diff = result.pop("diff")

@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import sys
+from importlib.metadata import version
+from pathlib import Path
 
 from .config import Config
 from .process import Daemon, SandboxError, free_port, http_ok, sandbox_pids, stop_pid, wait_until
 
 MARKER = "mlops_sandbox.moto_main"
+# What the server runs besides moto itself: a running server older than these is restarted.
+CODE = ("moto_main.py", "moto_ecs.py")
+
+
+def code_digest() -> str:
+    sha = hashlib.sha256(version("moto").encode())
+    for name in CODE:
+        sha.update((Path(__file__).parent / name).read_bytes())
+    return sha.hexdigest()[:16]
 
 
 class MotoServer:
@@ -23,9 +35,18 @@ class MotoServer:
     def healthy(self) -> bool:
         return http_ok(self.health_url)
 
+    @property
+    def stamp(self) -> Path:
+        return self.config.state_dir / "moto.code"
+
     def up(self) -> str:
+        restarted = ""
         if self.daemon.pid() and self.healthy():
-            return f"moto already up on :{self.config.moto_port} (pid {self.daemon.pid()})"
+            with contextlib.suppress(OSError):
+                if self.stamp.read_text().strip() == code_digest():
+                    return f"moto already up on :{self.config.moto_port} (pid {self.daemon.pid()})"
+            # Its state goes with it; the SSM service and the fleet notice and start over.
+            restarted = " (restarted: the sandbox's moto code changed)"
         self.daemon.stop()
         free_port(self.config.moto_port, MARKER)
         pid = self.daemon.start(
@@ -43,7 +64,8 @@ class MotoServer:
             env={"MOTO_ALLOW_NONEXISTENT_REGION": "false"},
         )
         wait_until(self.healthy, 60, f"moto server (pid {pid}) on :{self.config.moto_port}", self.daemon.log_tail)
-        return f"moto up on :{self.config.moto_port} (pid {pid}, log {self.daemon.logfile})"
+        self.stamp.write_text(code_digest() + "\n")
+        return f"moto up on :{self.config.moto_port} (pid {pid}, log {self.daemon.logfile}){restarted}"
 
     def down(self) -> str:
         stopped = self.daemon.stop()

@@ -605,3 +605,238 @@ def test_a_registry_that_cannot_answer_fails_check_mode_and_defers_to_the_pull_o
 )
 def test_compose_command_finds_the_plugin_where_docker_does(environ, present, expected):
     assert c.compose_command(environ, home="/home/u", is_executable=present.__contains__) == expected
+
+
+# --------------------------------------------------------------------------- an unchanged release
+
+
+def _model() -> dict:
+    return json.loads(text("config.stdout"))
+
+
+def _network() -> dict:
+    return json.loads(text("network_inspect.json"))[0]
+
+
+def _unchanged() -> dict:
+    """The arguments of up_reasons for the captured project as it ran after its first up."""
+    net = _network()
+    return {
+        "services": ["api", "worker"],
+        "model": _model(),
+        "hashes": _hashes(),
+        "before": snapshot("inspect_v1_healthy"),
+        "images": {"api": _local("v1"), "worker": _local("v1")},
+        "networks": {net["Name"]: {"id": net["Id"], "labels": net["Labels"]}},
+        "orphan_services": [],
+    }
+
+
+def test_the_network_hash_is_the_one_compose_stamps_on_the_network():
+    definition = _model()["networks"]["default"]
+    # The captured labels hold characters Go's JSON encoder escapes (<, >, &).
+    assert "<b> & c" in definition["labels"]["io.mlops-deploy.note"]
+    assert c.go_json_sha256(definition) == _network()["Labels"][c.LABEL_CONFIG_HASH]
+
+
+def test_go_json_escapes_html_characters_as_go_does():
+    expected = hashlib.sha256(b'{"a":"\\u003cb\\u003e \\u0026 \\u2028","n":[1,null,true]}').hexdigest()
+    assert c.go_json_sha256({"a": "<b> & \u2028", "n": [1, None, True]}) == expected
+
+
+def test_the_captured_release_after_its_first_up_needs_no_up():
+    assert c.up_reasons(**_unchanged()) == []
+
+
+def _change(args, change):
+    api, worker = args["before"]["api"][0], args["before"]["worker"][0]
+    network = next(iter(args["networks"].values()))
+    if change == "orphan":
+        args["orphan_services"] = ["old"]
+    elif change == "no hashes":
+        args["hashes"] = None
+    elif change == "config":
+        args["hashes"]["api"] = "0" * 64
+    elif change == "image":
+        args["images"]["api"] = _local("v2")
+    elif change == "image gone":
+        args["images"]["api"] = None
+    elif change == "image label":
+        api["image_label"] = "sha256:" + "1" * 64
+    elif change == "stopped":
+        api["state"] = "exited"
+    elif change == "scale":
+        args["model"]["services"]["api"]["scale"] = 2
+    elif change == "no container":
+        del args["before"]["worker"]
+    elif change == "network missing":
+        args["networks"] = {}
+    elif change == "network definition":
+        args["model"]["networks"]["default"]["labels"]["io.mlops-deploy.note"] = "changed"
+    elif change == "network unlabelled":
+        del network["labels"][c.LABEL_CONFIG_HASH]
+    elif change == "network recreated":
+        network["id"] = "f" * 64
+    elif change == "volume":
+        worker["volumes"] = []
+    elif change == "starting":
+        api["health"] = "starting"
+    elif change == "unhealthy":
+        api["health"] = "unhealthy"
+    return args
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ("orphan", "orphan services to remove: old"),
+        ("no hashes", "compose gave no configuration hashes"),
+        ("config", "api: recreate (configuration changed)"),
+        ("image", "api: recreate (image changed"),
+        ("image gone", "api: its image is not on the engine"),
+        ("image label", "api: compose recorded another image"),
+        ("stopped", "api: start (not running)"),
+        ("scale", "api: scale (1 containers, 2 wanted)"),
+        ("no container", "worker: create (no container yet)"),
+        ("network missing", "api: network mlops-test-capture_default does not exist"),
+        ("network definition", "api: network mlops-test-capture_default is not the file's definition"),
+        ("network unlabelled", "api: network mlops-test-capture_default is not the file's definition"),
+        ("network recreated", "api: a container is not on network mlops-test-capture_default"),
+        ("volume", "worker: a container does not mount volume mlops-test-capture_scratch"),
+        ("starting", "not all healthy yet: mlops-test-capture-api-1: starting"),
+        ("unhealthy", "not all healthy yet: mlops-test-capture-api-1 (api) is unhealthy"),
+    ],
+)
+def test_each_difference_makes_up_run(change, reason):
+    reasons = c.up_reasons(**_change(_unchanged(), change))
+    assert any(r.startswith(reason) for r in reasons), reasons
+
+
+def test_an_external_network_is_not_compared_with_the_file():
+    args = _unchanged()
+    args["model"]["networks"]["default"]["external"] = True  # compose neither creates nor recreates it
+    assert c.up_reasons(**args) == []
+    args["networks"] = {}
+    missing = "network mlops-test-capture_default does not exist"
+    assert c.up_reasons(**args) == [f"api: {missing}", f"worker: {missing}"]
+
+
+def test_what_a_service_joins_and_mounts():
+    model = _model()
+    assert c.service_networks(model, "api") == {"mlops-test-capture_default": model["networks"]["default"]}
+    assert c.service_volumes(model, "api") == []
+    assert c.service_volumes(model, "worker") == ["mlops-test-capture_scratch"]
+    host = {"services": {"probe": {"network_mode": "host"}}}
+    assert c.service_networks(host, "probe") == {}
+
+
+def test_up_of_some_services_also_converges_what_they_depend_on():
+    services = {
+        "api": {"depends_on": {"db": {"condition": "service_healthy"}}},
+        "db": {"depends_on": {"init": {"condition": "service_completed_successfully"}}},
+        "init": {},
+        "docs": {},
+    }
+    assert c.with_dependencies(["api"], services) == ["api", "db", "init"]
+    assert c.with_dependencies(["docs"], services) == ["docs"]
+    assert c.with_dependencies([], services) == []
+
+
+# --------------------------------------------------------------------------- the compose CLI
+
+
+def _fake_start(outputs, log):
+    """``start`` for ComposeCli that answers with captured output and records the order."""
+
+    def start(argv, env):
+        key = "hash" if "--hash" in argv else "config" if "config" in argv else "version"
+        log.append(("start", key))
+
+        def wait():
+            log.append(("wait", key))
+            return outputs[key]
+
+        return wait
+
+    return start
+
+
+def _captured_inspection():
+    return {
+        "version": (0, text("version.txt"), ""),
+        "config": (0, text("config.stdout"), ""),
+        "hash": (0, text("config_hash.stdout"), ""),
+    }
+
+
+def test_the_three_read_only_calls_run_side_by_side():
+    log = []
+    cli = c.ComposeCli(None, ["/r/compose.yml"], start=_fake_start(_captured_inspection(), log))
+    cli.start_inspection()
+    assert log == [("start", "version"), ("start", "config"), ("start", "hash")]
+    version, model, (hashes, result) = cli.inspect()
+    assert [step for step, _key in log] == ["start"] * 3 + ["wait"] * 3
+    assert version == (2, 40, 3)
+    assert model == _model()
+    assert hashes == _hashes() == c.parse_hashes(text("config_hash.stdout"))
+    assert result["cmd"][-3:] == ["config", "--hash", "*"]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"version": (0, "2.20.0\n", "")}, "docker compose 2.20.0 is too old"),
+        ({"version": (127, "", "cannot run docker: [Errno 2] No such file")}, "docker compose v2 is not available"),
+        ({"config": (15, "", "services.api must be a mapping")}, "docker compose cannot read /r/compose.yml"),
+        ({"config": (0, "not json", "")}, "docker compose config did not print JSON"),
+    ],
+)
+def test_inspection_problems_say_what_to_fix(change, message):
+    cli = c.ComposeCli(None, ["/r/compose.yml"], start=_fake_start({**_captured_inspection(), **change}, []))
+    with pytest.raises(c.DeployError, match=message):
+        cli.inspect()
+
+
+def test_hashes_compose_cannot_give_are_none_with_the_failed_call():
+    outputs = {**_captured_inspection(), "hash": (1, "", "no such service")}
+    _version, _model_, (hashes, result) = c.ComposeCli(None, ["/r/c.yml"], start=_fake_start(outputs, [])).inspect()
+    assert hashes is None
+    assert result["rc"] == 1
+    assert result["stderr"] == "no such service"
+
+
+def test_without_start_the_calls_run_one_after_the_other():
+    outputs, calls = _captured_inspection(), []
+
+    def run(argv, env):
+        calls.append(argv)
+        return outputs["hash" if "--hash" in argv else "config" if "config" in argv else "version"]
+
+    version, model, (hashes, _result) = c.ComposeCli(run, ["/r/c.yml"], project="p").inspect()
+    assert [argv[-3:] for argv in calls] == [
+        ["compose", "version", "--short"],
+        ["config", "--format", "json"],
+        ["config", "--hash", "*"],
+    ]
+    assert all(argv[-7:-3] == ["-f", "/r/c.yml", "-p", "p"] for argv in calls[1:])
+    assert (version, model["name"], sorted(hashes)) == ((2, 40, 3), "mlops-test-capture", ["api", "worker"])
+
+
+def test_start_command_runs_a_real_process_with_the_extra_environment():
+    wait = c.start_command(["/bin/sh", "-c", 'echo "out $EXTRA"; echo err >&2; exit 3'], {"EXTRA": "yes"})
+    assert wait() == (3, "out yes\n", "err\n")
+
+
+def test_start_command_reports_a_missing_program_as_a_failed_call():
+    rc, out, err = c.start_command(["/nonexistent/docker-compose", "version"], {})()
+    assert (rc, out) == (127, "")
+    assert err.startswith("cannot run /nonexistent/docker-compose:")
+
+
+# --------------------------------------------------------------------------- module options
+
+
+def test_the_aws_options_are_amazon_aws_own():
+    from ansible_collections.amazon.aws.plugins.module_utils.modules import aws_argument_spec
+
+    assert c.aws_options() == aws_argument_spec()
