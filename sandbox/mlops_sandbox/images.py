@@ -67,8 +67,13 @@ BAKE_RUN_OPTIONS = (
     "--tmpfs=/tmp:rw,exec,nosuid,nodev,mode=1777",
 )
 # What the bake's own run leaves outside those tmpfs (Ansible's remote temp directory,
-# the engine's log of the bake, apt's binary caches of package lists the image does not keep).
-BAKE_CLEANUP = "rm -rf /root/.ansible /var/log/docker.log /var/cache/apt/pkgcache.bin /var/cache/apt/srcpkgcache.bin"
+# the engine's log of the bake, apt's binary caches of package lists the image does not keep),
+# and the engine's identity (key.json, made at its first start): left in, every instance's
+# engine would have the bake's ID, as every host cloned from such an AMI would.
+BAKE_CLEANUP = (
+    "rm -rf /root/.ansible /var/log/docker.log /var/cache/apt/pkgcache.bin /var/cache/apt/srcpkgcache.bin"
+    " /etc/docker/key.json"
+)
 HOST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # Inside the bake container: apt's archives and lists and pip's cache are the machine's
 # (reused by the next bake, never in the image); the machine's CA bundle for pip.

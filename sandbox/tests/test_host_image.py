@@ -174,6 +174,15 @@ def test_model_server_carries_the_roles_result(ssm, model_servers):
     assert facts["status"] == "Docker is running."
 
 
+def test_instances_of_one_image_have_engines_of_their_own_identity(ssm, model_servers):
+    # The bake started the engine, which made its identity (/etc/docker/key.json); the image
+    # must not carry it, or every instance's engine has the bake's ID.
+    assert len(model_servers) >= 2, "this test compares the engines of two instances of the fleet"
+    ids = [run_on(ssm, iid, ["docker info --format '{{.ID}}'"]).strip() for iid in model_servers]
+    assert all(re.fullmatch(r"[A-Z0-9]{4}(:[A-Z0-9]{4}){11}", engine_id) for engine_id in ids), ids
+    assert len(set(ids)) == len(ids), ids
+
+
 def _apply_role(container: str, **settings) -> subprocess.CompletedProcess:
     """playbooks/ec2_host.yml on an instance container, with the bake's settings (and ``settings``)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
