@@ -28,6 +28,8 @@ DIND_OPTIONS = (
     "--cgroupns=host",
     "--volume=/sys/fs/cgroup:/sys/fs/cgroup:rw",
 )
+# Run-time state only, as a host's /run: empty at each boot.
+RUN_TMPFS = "--tmpfs=/run:rw,exec,nosuid,nodev,mode=755"
 
 
 def docker(*args: str, check: bool = True, timeout: float = 300, stdin: str | None = None) -> str:

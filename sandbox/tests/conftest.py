@@ -220,6 +220,17 @@ def wait_command(ssm, command_id: str, timeout: float = 120) -> dict:
     return wait_for(done, timeout, f"command {command_id} to end")
 
 
+def run_on(ssm, iid: str, commands: list[str], timeout: float = 120) -> str:
+    """AWS-RunShellScript on one instance; its stdout once it succeeded."""
+    command_id = ssm.send_command(
+        InstanceIds=[iid], DocumentName="AWS-RunShellScript", Parameters={"commands": commands}
+    )["Command"]["CommandId"]
+    wait_command(ssm, command_id, timeout=timeout)
+    got = ssm.get_command_invocation(CommandId=command_id, InstanceId=iid)
+    assert got["Status"] == "Success", got["StandardErrorContent"]
+    return got["StandardOutputContent"]
+
+
 def invocations(ssm, command_id: str, details: bool = True) -> dict[str, dict]:
     pages = ssm.get_paginator("list_command_invocations").paginate(CommandId=command_id, Details=details)
     return {inv["InstanceId"]: inv for page in pages for inv in page["CommandInvocations"]}

@@ -15,17 +15,7 @@ from botocore.exceptions import ClientError
 
 from mlops_sandbox.config import Config
 
-from .conftest import BIN, boto_client, wait_command, wait_for
-
-
-def run_on(ssm, iid: str, commands: list[str], timeout: float = 120) -> str:
-    command_id = ssm.send_command(
-        InstanceIds=[iid], DocumentName="AWS-RunShellScript", Parameters={"commands": commands}
-    )["Command"]["CommandId"]
-    wait_command(ssm, command_id, timeout=timeout)
-    got = ssm.get_command_invocation(CommandId=command_id, InstanceId=iid)
-    assert got["Status"] == "Success", got["StandardErrorContent"]
-    return got["StandardOutputContent"]
+from .conftest import BIN, boto_client, run_on, wait_for
 
 
 def test_full_instances_carry_a_model_host_toolset(ssm, model_servers):
@@ -38,8 +28,9 @@ def test_full_instances_carry_a_model_host_toolset(ssm, model_servers):
             "docker compose version --short",
             "ansible-playbook --version | head -n1",
             "aws --version 2>&1 | cut -d' ' -f1",
-            "python3 -c 'import boto3, docker; print(\"sdk\", boto3.__version__, docker.__version__)'",
+            "python3 -c 'import boto3, docker, sys; print(\"sdk\", boto3.__version__, docker.__version__, sys.prefix)'",
             "command -v python3",
+            "unzip -v | head -n1",
         ],
     )
     lines = out.splitlines()
@@ -48,7 +39,10 @@ def test_full_instances_carry_a_model_host_toolset(ssm, model_servers):
     assert lines[3].startswith("ansible-playbook [core 2.19")
     assert lines[4].startswith("aws-cli/1.")
     assert lines[5].startswith("sdk 1.")
-    assert lines[6] == "/opt/ansible/bin/python3"  # `which python3` finds Ansible's venv, as the document uses it
+    # `which python3` (the interpreter AWS-ApplyAnsiblePlaybooks gives Ansible) runs Ansible's venv
+    assert lines[5].endswith(" /opt/mlops/ansible")
+    assert lines[6] == "/usr/local/bin/python3"
+    assert lines[7].startswith("UnZip 6.")  # the document unzips bundles
 
 
 def test_each_full_instance_has_its_own_engine(ssm, model_servers):

@@ -246,7 +246,9 @@ class Control:
         if inst.kind == "full":
             volume = f"{inst.container}-docker"
             containers.docker("volume", "create", f"--label={cfg.label}", volume)
-            args += [*containers.DIND_OPTIONS, f"--volume={volume}:/var/lib/docker"]
+            # /run a tmpfs, as on a host: each boot (a killed instance started again) begins
+            # without the pid files of the last one, which could name a live process now.
+            args += [*containers.DIND_OPTIONS, f"--volume={volume}:/var/lib/docker", containers.RUN_TMPFS]
         else:
             args.append("--cap-add=NET_ADMIN")
         if not copy_ca:
