@@ -101,7 +101,9 @@ class Fleet:
             return json.loads(resp.read())
 
     def commands_for(self, instance: str) -> int:
-        return len(self.ssm.list_commands(InstanceId=instance)["Commands"])
+        # Every page: a sandbox that served earlier runs has more than one page (50) of them.
+        pages = self.ssm.get_paginator("list_commands").paginate(InstanceId=instance)
+        return sum(len(page["Commands"]) for page in pages)
 
     def history(self) -> list[dict]:
         name = "/mlops/local/releases/titanic"
