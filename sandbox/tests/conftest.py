@@ -10,7 +10,6 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
-import shlex
 import socket
 import subprocess
 import sys
@@ -19,6 +18,8 @@ import uuid
 from pathlib import Path
 
 import pytest
+
+from mlops_sandbox import envfile
 
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parents[2]
@@ -85,7 +86,7 @@ class SandboxCli:
         )
 
     def exports(self) -> dict[str, str]:
-        return _read_exports(self.env_file)
+        return envfile.read(self.env_file)
 
 
 @pytest.fixture
@@ -98,15 +99,6 @@ def sandbox_cli(tmp_path):
 # -- the running sandbox (`make sandbox-up`; the sandbox-test layer brings it up first) ------------
 
 
-def _read_exports(path: Path) -> dict[str, str]:
-    values = {}
-    for line in path.read_text().splitlines():
-        if line.startswith("export "):
-            key, _sep, value = line[len("export ") :].partition("=")
-            values[key] = shlex.split(value)[0] if value else ""
-    return values
-
-
 @pytest.fixture(scope="session")
 def sandbox_env() -> dict[str, str]:
     """The exports of the running sandbox, as any client would source them."""
@@ -117,7 +109,7 @@ def sandbox_env() -> dict[str, str]:
         path = ROOT / path
     if not path.exists():
         pytest.fail(f"the sandbox is not up ({path} missing): run `make sandbox-up`")
-    exports = _read_exports(path)
+    exports = envfile.read(path)
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(exports)
     env["PATH"] = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"

@@ -8,13 +8,14 @@ Nothing here mocks boto3 or docker. The sandbox must be up (`make sandbox-up`, w
 from __future__ import annotations
 
 import os
-import shlex
 import subprocess
 import sys
 from pathlib import Path
 
 import boto3
 import pytest
+
+from mlops_sandbox import envfile
 
 ROOT = Path(__file__).resolve().parents[2]
 TARGETS = Path(__file__).resolve().parent / "targets"
@@ -25,12 +26,7 @@ def sandbox_env() -> dict[str, str]:
     path = ROOT / ".sandbox" / "env"
     if not path.exists():
         pytest.fail(f"{path} is missing: the sandbox is not up (run `make sandbox-up`)", pytrace=False)
-    values = {}
-    for line in path.read_text().splitlines():
-        if line.startswith("export "):
-            key, _sep, value = line[len("export ") :].partition("=")
-            values[key] = shlex.split(value)[0] if value else ""
-    return values
+    return envfile.read(path)
 
 
 @pytest.fixture(scope="session")
