@@ -110,3 +110,15 @@ class Config:
     def registry_ca(self) -> Path:
         """The CA that signed the registry's certificate (instances copy it into their engine)."""
         return self.registry_dir / "ca.crt"
+
+
+def for_daemon(parser, args) -> Config:
+    """The settings of a sandbox daemon started as ``python -m ... --sandbox NAME``: the name
+    on its command line must be the environment's (MLOPS_SANDBOX_NAME); logging set up."""
+    import logging
+
+    config = Config()
+    if args.sandbox != config.name:
+        parser.error(f"--sandbox {args.sandbox} does not match MLOPS_SANDBOX_NAME={config.name}")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    return config

@@ -16,7 +16,7 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoReque
 from werkzeug.serving import run_simple
 
 from mlops_sandbox import moto_ecs
-from mlops_sandbox.config import Config
+from mlops_sandbox.config import for_daemon
 from mlops_sandbox.moto_record import Recorder
 
 
@@ -26,9 +26,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("-H", "--host", default="127.0.0.1")
     parser.add_argument("-p", "--port", type=int, required=True)
     args = parser.parse_args(argv)
-    config = Config()
-    if args.sandbox != config.name:
-        parser.error(f"--sandbox {args.sandbox} does not match MLOPS_SANDBOX_NAME={config.name}")
+    config = for_daemon(parser, args)
     moto_ecs.install()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     app = DomainDispatcherApplication(create_backend_app)

@@ -7,9 +7,12 @@ endpoint real on the machine:
 - TLS with a certificate for the ECR host name, signed by a CA of the sandbox
   (``<state_dir>/registry/ca.crt``, also put in ``/etc/docker/certs.d/<host>/ca.crt`` so
   the host's engine trusts it; sandbox instances copy it into their own engine);
-- ``htpasswd -B`` authentication with user ``AWS`` and moto's password, so
-  ``docker login`` with the token moto returns works and any other password is refused;
-- listening on all addresses, port 443, the host name mapped in ``/etc/hosts`` to the
+- credentials per identity, as ECR's tokens are: ``registry_proxy.py`` listens in front
+  (TLS, user ``AWS``, the password the sandbox's GetAuthorizationToken hands the caller:
+  ``<account>-auth-token`` or ``<account>-auth-token.<access key>``, anything else
+  refused) and records every pull and push in the call log as its ECR action; the
+  registry itself listens on an abstract Unix socket of the sandbox only;
+- clients reach it on all addresses, port 443, the host name mapped in ``/etc/hosts`` to the
   Docker bridge gateway, an address the host and every container reach alike
   (instances get the same mapping with ``--add-host <ecr_host>:<gateway>``).
 
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import hashlib
 import ipaddress
 import json
 import os
@@ -31,6 +35,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -45,7 +50,22 @@ from .process import Daemon, SandboxError, free_port, wait_until
 USER = "AWS"
 HOSTS_FILE = Path("/etc/hosts")
 CERTS_D = Path("/etc/docker/certs.d")
-PACKAGES_HINT = "run `make setup` (it installs Debian's docker-registry and apache2-utils)"
+PACKAGES_HINT = "run `make setup` (it installs Debian's docker-registry)"
+PROXY = "mlops_sandbox.registry_proxy"
+PROXY_CODE = ("registry_proxy.py", "calls.py", "arns.py", "config.py")
+
+
+def proxy_digest() -> str:
+    """The front's code: a running front older than it is restarted."""
+    sha = hashlib.sha256()
+    for name in PROXY_CODE:
+        sha.update((Path(__file__).parent / name).read_bytes())
+    return sha.hexdigest()[:16]
+
+
+def backend_socket(config: Config) -> str:
+    """The registry's own listener: an abstract Unix socket named after the sandbox."""
+    return f"@mlops-sandbox-{config.name}-registry"
 
 
 def password(config: Config) -> str:
@@ -169,6 +189,20 @@ def registry_http_status(connect_host: str, port: int, server_name: str, cafile:
     return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
 
 
+def backend_status(address: str, timeout: float = 2.0) -> int:
+    """Status of ``GET /v2/`` on the registry's own socket; 0 when it does not answer."""
+    from .registry_proxy import UnixConnection
+
+    conn = UnixConnection(address, timeout=timeout)
+    try:
+        conn.request("GET", "/v2/")
+        return conn.getresponse().status
+    except OSError:
+        return 0
+    finally:
+        conn.close()
+
+
 # --------------------------------------------------------------------------- certificates
 
 
@@ -273,7 +307,9 @@ class Registry:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.dir = config.registry_dir
+        # "registry": the front on the port (registry_proxy.py); the registry behind it.
         self.daemon = Daemon("registry", config.state_dir, config.log_dir)
+        self.backend = Daemon("registry-backend", config.state_dir, config.log_dir)
         self.config_file = self.dir / "mlops-sandbox-registry.yml"
 
     @property
@@ -291,37 +327,23 @@ class Registry:
         return self._status("127.0.0.1") == 401
 
     def _check_tools(self) -> None:
-        missing = [tool for tool in ("docker-registry", "htpasswd") if shutil.which(tool) is None]
+        missing = [tool for tool in ("docker-registry",) if shutil.which(tool) is None]
         if missing:
             raise SandboxError(f"{' and '.join(missing)} not found; {PACKAGES_HINT}")
-
-    def _write_htpasswd(self) -> None:
-        path = self.dir / "htpasswd"
-        # -i: the password from stdin, never on a command line.
-        result = subprocess.run(
-            ["htpasswd", "-B", "-i", "-n", USER],
-            input=password(self.config),
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
-        if result.returncode != 0:
-            raise SandboxError(f"htpasswd failed: {result.stderr.strip()}")
-        _write_private(path, result.stdout.strip().encode() + b"\n")
 
     def _write_config(self) -> None:
         settings = {
             "version": 0.1,
             "log": {"level": "info", "formatter": "text", "fields": {"service": "registry"}},
             "storage": {"filesystem": {"rootdirectory": str(self.dir / "data")}, "delete": {"enabled": True}},
+            # Reached through the front only (TLS and credentials are the front's).
             "http": {
-                "addr": f"{self.config.bind_host}:{self.config.registry_port}",
+                "net": "unix",
+                "addr": backend_socket(self.config),
                 "secret": secrets.token_hex(16),
-                "tls": {"certificate": str(self.dir / "server.crt"), "key": str(self.dir / "server.key")},
+                "relativeurls": True,
                 "headers": {"X-Content-Type-Options": ["nosniff"]},
             },
-            "auth": {"htpasswd": {"realm": "mlops-sandbox-ecr", "path": str(self.dir / "htpasswd")}},
         }
         # JSON is YAML; the registry reads either.
         self.config_file.write_text(json.dumps(settings, indent=2) + "\n")
@@ -349,21 +371,37 @@ class Registry:
         self.dir.mkdir(parents=True, exist_ok=True)
         ca, ca_key = ensure_ca(self.dir, self.config.name)
         reissued = ensure_server_cert(self.dir, ca, ca_key, host, sorted({"127.0.0.1", gateway}))
-        running = self.daemon.pid() is not None and self.healthy()
+        stamp = self.dir / "front.code"
+        current = False
+        with contextlib.suppress(OSError):
+            current = stamp.read_text().strip() == proxy_digest()
+        running = current and self.daemon.pid() is not None and self.backend.pid() is not None and self.healthy()
         if not running or reissued:
             self.daemon.stop()
+            self.backend.stop()
             try:
-                free_port(port, str(self.config_file))
+                free_port(port, PROXY)
+                free_port(port, str(self.config_file))  # the registry itself, as older sandboxes ran it
             except SandboxError as exc:
                 raise SandboxError(
                     f"{exc}. The registry needs port {port} on this machine; if another sandbox runs it, "
                     "set MLOPS_SANDBOX_REGISTRY=0 here (or stop that one)"
                 ) from None
-            self._write_htpasswd()
             self._write_config()
             (self.dir / "data").mkdir(exist_ok=True)
-            pid = self.daemon.start(["docker-registry", "serve", str(self.config_file)])
-            wait_until(self.healthy, 30, f"registry (pid {pid}) on :{port}", self.daemon.log_tail)
+            (self.dir / "htpasswd").unlink(missing_ok=True)
+            backend = self.backend.start(["docker-registry", "serve", str(self.config_file)])
+            wait_until(
+                lambda: backend_status(backend_socket(self.config)) == 200,
+                30,
+                f"registry (pid {backend}) on {backend_socket(self.config)}",
+                self.backend.log_tail,
+            )
+            pid = self.daemon.start(
+                [sys.executable, "-m", PROXY, "--sandbox", self.config.name, "--backend", backend_socket(self.config)]
+            )
+            wait_until(self.healthy, 30, f"registry front (pid {pid}) on :{port}", self.daemon.log_tail)
+            stamp.write_text(proxy_digest() + "\n")
         hosts_changed = self._update_hosts(gateway)
         self._install_ca_for_engine()
         # Through the name, as every client will reach it, the engine included.
@@ -374,12 +412,14 @@ class Registry:
         state = "already up" if running and not reissued else "up"
         return (
             f"registry {state} at https://{self.config.registry_address} -> {gateway} (pid {self.daemon.pid()}, "
-            f"user {USER}, CA {self.config.registry_ca})"
+            f"user {USER}, CA {self.config.registry_ca}; calls recorded per identity)"
         )
 
     def down(self) -> str:
         stopped = self.daemon.stop()
+        stopped = self.backend.stop() or stopped
         with contextlib.suppress(SandboxError):
+            free_port(self.config.registry_port, PROXY)
             free_port(self.config.registry_port, str(self.config_file))
         removed = []
         with contextlib.suppress(OSError):

@@ -216,3 +216,44 @@ def test_the_control_plane_serves_the_log(role_session):
     start = time.time() - 600
     entries = Sandbox().call_log(since=start)
     assert any(e["detail"]["issued_access_key"] == creds["AccessKeyId"] for e in entries if e.get("detail"))
+
+
+@pytest.mark.skipif(not Config().registry_enabled, reason="this sandbox runs no registry")
+def test_docker_push_and_pull_are_the_callers_ecr_actions(sandbox_env, role_session, tmp_path):
+    import base64
+    import os
+    import subprocess
+
+    role, creds = role_session
+    config = Config()
+    ecr = boto_client(sandbox_env, credentials=creds, service="ecr")
+    repo = f"calls-test/img-{uuid.uuid4().hex[:6]}"
+    ecr.create_repository(repositoryName=repo)
+    token = ecr.get_authorization_token()["authorizationData"][0]["authorizationToken"]
+    user, _sep, password = base64.b64decode(token).decode().partition(":")
+    assert user == "AWS"
+    assert password == f"{config.account_id}-auth-token.{creds['AccessKeyId']}"  # this caller's token
+    env = {**os.environ, "DOCKER_CONFIG": str(tmp_path)}
+
+    def docker(*args, stdin=None):
+        result = subprocess.run(["docker", *args], env=env, input=stdin, capture_output=True, timeout=300, check=False)
+        assert result.returncode == 0, result.stderr
+        return result
+
+    ref = f"{config.registry_address}/{repo}:1"
+    start = time.time()
+    docker("login", "--username", user, "--password-stdin", config.registry_address, stdin=password.encode())
+    docker("import", "--change", "LABEL io.mlops-deploy.test=sandbox-calls", "-", ref, stdin=b"")
+    try:
+        docker("push", ref)
+        docker("image", "rm", ref)
+        docker("pull", ref)
+    finally:
+        subprocess.run(["docker", "image", "rm", "--force", ref], capture_output=True, timeout=120, check=False)
+    mine = [e for e in calls.read(config, since=start) if e["source"] == "registry"]
+    operations = {e["operation"] for e in mine}
+    assert {"BatchCheckLayerAvailability", "InitiateLayerUpload", "CompleteLayerUpload", "PutImage"} <= operations
+    assert {"BatchGetImage", "GetDownloadUrlForLayer"} <= operations
+    assert {e["principal"] for e in mine} == {f"arn:aws:sts::123456789012:assumed-role/{role}/run-7"}
+    assert {tuple(e["resources"]) for e in mine} == {(arns.ecr_repository_arn(repo, config.region, config.account_id),)}
+    ecr.delete_repository(repositoryName=repo, force=True)

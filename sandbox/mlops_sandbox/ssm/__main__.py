@@ -12,7 +12,7 @@ import logging
 import sys
 import threading
 
-from ..config import Config
+from ..config import Config, for_daemon
 from ..process import Daemon
 from ..ssmservice import code_digest
 from .api import Api
@@ -30,10 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mlops_sandbox.ssm", description=__doc__)
     parser.add_argument("--sandbox", required=True, help="the sandbox name (must match MLOPS_SANDBOX_NAME)")
     args = parser.parse_args(argv)
-    config = Config()
-    if args.sandbox != config.name:
-        parser.error(f"--sandbox {args.sandbox} does not match MLOPS_SANDBOX_NAME={config.name}")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    config = for_daemon(parser, args)
     log = logging.getLogger("mlops_sandbox.ssm")
 
     lock = threading.RLock()
