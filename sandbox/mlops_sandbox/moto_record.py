@@ -273,7 +273,7 @@ class Recorder:
     def _record(self, call: dict, status: int, answer: bytes) -> None:
         principal, account = principal_of(call["access_key"])
         self._remember(call["access_key"], principal, account)
-        detail = None
+        detail = {"version_id": call["params"]["versionId"]} if call["params"].get("versionId") else None
         if (call["service"], call["operation"]) in ISSUES_KEYS and status < 300:
             found = _ACCESS_KEY_XML.search(answer)
             if found:
