@@ -63,7 +63,8 @@ POLICY = {
         {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": BUCKET,
          "Condition": {"StringLike": {"s3:prefix": ["releases/local/*"]}}},
         {"Effect": "Allow", "Action": "ssm:Get*", "Resource": "arn:aws:ssm:eu-west-1:1:parameter/mlops/local/*"},
-        {"Effect": "Deny", "Action": "ssm:GetParameter", "Resource": "arn:aws:ssm:eu-west-1:1:parameter/mlops/local/secret"},
+        {"Effect": "Deny", "Action": "ssm:GetParameter",
+         "Resource": "arn:aws:ssm:eu-west-1:1:parameter/mlops/local/secret"},
     ],
 }  # fmt: skip
 
