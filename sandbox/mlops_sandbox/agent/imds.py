@@ -3,8 +3,11 @@
 Tokens come from ``PUT /latest/api/token`` with ``X-aws-ec2-metadata-token-ttl-seconds``
 (1..21600); every GET needs a live token in ``X-aws-ec2-metadata-token`` or gets 401, as
 on an instance with ``HttpTokens=required``. It serves the instance identity, placement,
-and dummy credentials of the instance profile's role, so boto3 and the AWS CLI on the
-instance find credentials the way they do on EC2. Standard library only.
+and the credentials of the instance profile's role -- an STS session of that role named
+after the instance, as EC2's, obtained from the SSM service's control plane
+(``GET /_sandbox/credentials``, EC2's side of it) -- so boto3 and the AWS CLI on the
+instance find credentials the way they do on EC2, and every call they sign is the
+instance role's in the sandbox's call log. Standard library only.
 """
 
 from __future__ import annotations
@@ -12,8 +15,11 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import sys
 import threading
 import time
+import urllib.parse
+import urllib.request
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -36,6 +42,8 @@ class Metadata:
         self.ami = env.get("MLOPS_AMI_ID", "")
         self.instance_type = env.get("MLOPS_INSTANCE_TYPE", "t3.medium")
         self.started = datetime.now(UTC)
+        self.control = env.get("MLOPS_SSM_ENDPOINT", "").rstrip("/")
+        self.session: dict | None = None
         self.tokens: dict[str, float] = {}
         self.lock = threading.Lock()
 
@@ -78,16 +86,37 @@ class Metadata:
 
     def credentials(self) -> dict:
         now = datetime.now(UTC)
-        # Dummy values: moto accepts any credentials; these are not secrets.
-        return {
-            "Code": "Success",
-            "LastUpdated": _iso(now),
-            "Type": "AWS-HMAC",
-            "AccessKeyId": "ASIASANDBOX" + self.instance_id[-9:].upper().replace("-", "0"),
-            "SecretAccessKey": "sandbox-instance-secret",
-            "Token": "sandbox-instance-session-token",
-            "Expiration": _iso(now + timedelta(hours=6)),
-        }
+        session = self._session()
+        if session is None:
+            # The control plane did not answer: dummy values (moto takes any), no identity.
+            session = {
+                "AccessKeyId": "ASIASANDBOX" + self.instance_id[-9:].upper().replace("-", "0"),
+                "SecretAccessKey": "sandbox-instance-secret",
+                "Token": "sandbox-instance-session-token",
+                "Expiration": _iso(now + timedelta(hours=1)),
+            }
+        return {"Code": "Success", "LastUpdated": _iso(now), "Type": "AWS-HMAC", **session}
+
+    def _session(self) -> dict | None:
+        """The role session from the control plane, kept until 15 minutes before it expires."""
+        with self.lock:
+            held = self.session
+            if held and datetime.strptime(held["Expiration"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC) - datetime.now(
+                UTC
+            ) > timedelta(minutes=15):
+                return held
+        if not self.control:
+            return None
+        url = f"{self.control}/_sandbox/credentials?{urllib.parse.urlencode({'instance_id': self.instance_id})}"
+        try:
+            with urllib.request.urlopen(url, timeout=20) as resp:  # noqa: S310 - the sandbox's own service
+                fresh = json.loads(resp.read())
+        except (OSError, ValueError) as exc:
+            print(f"imds: no role credentials from {url}: {exc}", file=sys.stderr, flush=True)
+            return None
+        with self.lock:
+            self.session = fresh
+        return fresh
 
     def lookup(self, path: str) -> tuple[str, str] | None:
         """(content type, body) for a metadata path, None for 404."""

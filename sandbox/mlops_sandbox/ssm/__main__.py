@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     engine = Engine(registry, faults, logs, config.ping_timeout)
     control = Control(config, engine, registry, faults)
     engine.on_kill = control.kill_now
+    logs.credentials_for = control.agent_credentials
     api = Api(engine, registry, control.index, config.account_id, config.region)
     loaded = registry.load()
     dropped = control.reconcile()

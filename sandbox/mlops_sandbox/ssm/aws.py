@@ -20,3 +20,16 @@ def client(service: str, endpoint_url: str, region: str):
         aws_secret_access_key="testing",  # noqa: S106 - moto's dummy credentials
         config=BotoConfig(retries={"max_attempts": 5, "mode": "standard"}, max_pool_connections=16),
     )
+
+
+def session_client(service: str, endpoint_url: str, region: str, credentials: dict):
+    """A client signing with an STS session's credentials (an instance's role)."""
+    return boto3.client(
+        service,
+        endpoint_url=endpoint_url,
+        region_name=region,
+        aws_access_key_id=credentials["AccessKeyId"],
+        aws_secret_access_key=credentials["SecretAccessKey"],
+        aws_session_token=credentials["SessionToken"],
+        config=BotoConfig(retries={"max_attempts": 5, "mode": "standard"}, max_pool_connections=4),
+    )

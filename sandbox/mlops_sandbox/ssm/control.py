@@ -18,7 +18,7 @@ import threading
 import time
 from pathlib import Path
 
-from .. import containers
+from .. import containers, fleetspec
 from ..config import Config
 from ..images import InstanceImage
 from ..process import SandboxError
@@ -31,10 +31,9 @@ from .simulated import SimSpec
 
 log = logging.getLogger("mlops_sandbox.ssm.control")
 
-ROLE = "mlops-sandbox-instance"
 AMI_NAME = "mlops-sandbox/debian-12"
-INSTANCE_TYPE = "t3.medium"
 MAX_COUNT = 2000
+SESSION_SECONDS = 6 * 3600
 
 
 class BadRequest(ValueError):
@@ -50,6 +49,11 @@ class Control:
         self.ec2 = aws.client("ec2", config.moto_url, config.region)
         self.index = Ec2(self.ec2)  # shared with the API: tag look-ups, forgotten on every change
         self.iam = aws.client("iam", config.moto_url, config.region)
+        self.sts = aws.client("sts", config.moto_url, config.region)
+        # Instance profile, type and metadata options: what provision.yml gives real instances.
+        self.spec = fleetspec.load()
+        self.sessions: dict[str, dict] = {}  # instance id -> its role session's credentials
+        self.sessions_lock = threading.Lock()
         self.provision_lock = threading.Lock()
         self._ami: str | None = None
         self._subnet: str | None = None
@@ -112,7 +116,7 @@ class Control:
                     private_ip=item["PrivateIpAddress"],
                     az=item["Placement"]["AvailabilityZone"],
                     ami=item["ImageId"],
-                    role=ROLE,
+                    role=self.spec.role,
                     sim=sim,
                 )
                 for item in launched
@@ -144,9 +148,10 @@ class Control:
             answer = self.ec2.run_instances(
                 ImageId=self.ami(),
                 SubnetId=self.subnet(),
-                InstanceType=INSTANCE_TYPE,
+                InstanceType=self.spec.instance_type,
                 MinCount=batch,
                 MaxCount=batch,
+                MetadataOptions=self.spec.metadata_options,
                 IamInstanceProfile={"Name": self.instance_profile()},
                 TagSpecifications=[{"ResourceType": "instance", "Tags": all_tags}],
             )
@@ -177,7 +182,7 @@ class Control:
         return self._subnet
 
     def _attach_profile(self, instance_id: str) -> None:
-        self.ec2.associate_iam_instance_profile(IamInstanceProfile={"Name": ROLE}, InstanceId=instance_id)
+        self.ec2.associate_iam_instance_profile(IamInstanceProfile={"Name": self.spec.role}, InstanceId=instance_id)
 
     def ami(self) -> str:
         if self._ami is None:
@@ -191,18 +196,52 @@ class Control:
         return self._ami
 
     def instance_profile(self) -> str:
+        """The fleet's instance profile; made bare (role, trust of EC2) when provision.yml has
+        not made it yet -- provision.yml attaches its policies, the sandbox none."""
+        role = self.spec.role
         try:
-            self.iam.get_instance_profile(InstanceProfileName=ROLE)
+            self.iam.get_instance_profile(InstanceProfileName=role)
         except self.iam.exceptions.NoSuchEntityException:
             trust = (
                 '{"Version":"2012-10-17","Statement":[{"Effect":"Allow",'
                 '"Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}'
             )
             with contextlib.suppress(self.iam.exceptions.EntityAlreadyExistsException):
-                self.iam.create_role(RoleName=ROLE, AssumeRolePolicyDocument=trust)
-            self.iam.create_instance_profile(InstanceProfileName=ROLE)
-            self.iam.add_role_to_instance_profile(InstanceProfileName=ROLE, RoleName=ROLE)
-        return ROLE
+                self.iam.create_role(RoleName=role, AssumeRolePolicyDocument=trust)
+            with contextlib.suppress(self.iam.exceptions.EntityAlreadyExistsException):
+                self.iam.create_instance_profile(InstanceProfileName=role)
+            with contextlib.suppress(self.iam.exceptions.LimitExceededException):
+                self.iam.add_role_to_instance_profile(InstanceProfileName=role, RoleName=role)
+        return role
+
+    def agent_credentials(self, instance_id: str) -> dict | None:
+        """What an instance's agent signs its CloudWatch writes with; None for simulated
+        instances (played by this service, thousands at once: the service's own key)."""
+        with self.engine.lock:
+            inst = self.registry.get(instance_id)
+        if inst is None or inst.kind == "simulated":
+            return None
+        return self.credentials(instance_id)
+
+    def credentials(self, instance_id: str) -> dict:
+        """The instance profile role's credentials, as EC2 gives them to an instance: an STS
+        session of the profile's role named after the instance, renewed before it expires."""
+        with self.engine.lock:
+            inst = self.registry.get(instance_id)
+        if inst is None:
+            raise BadRequest(f"no such instance in the sandbox: {instance_id}")
+        with self.sessions_lock:
+            held = self.sessions.get(instance_id)
+            if held and held["Expiration"].timestamp() - time.time() > 900:
+                return held
+            profile = self.iam.get_instance_profile(InstanceProfileName=inst.role)["InstanceProfile"]
+            if not profile.get("Roles"):
+                raise BadRequest(f"instance profile {inst.role} of {instance_id} has no role")
+            answer = self.sts.assume_role(
+                RoleArn=profile["Roles"][0]["Arn"], RoleSessionName=instance_id, DurationSeconds=SESSION_SECONDS
+            )
+            self.sessions[instance_id] = answer["Credentials"]
+            return answer["Credentials"]
 
     def _start_containers(self, instances: list[Instance], image: str) -> None:
         gateway = containers.ensure_network(self.config)
@@ -222,7 +261,7 @@ class Control:
             "MLOPS_ROLE": inst.role,
             "MLOPS_PRIVATE_IP": inst.private_ip,
             "MLOPS_AMI_ID": inst.ami,
-            "MLOPS_INSTANCE_TYPE": INSTANCE_TYPE,
+            "MLOPS_INSTANCE_TYPE": self.spec.instance_type,
             "MLOPS_SSM_ENDPOINT": f"http://{gateway}:{cfg.ssm_port}",
             "AWS_ENDPOINT_URL": f"http://{gateway}:{cfg.moto_port}",
             "AWS_ENDPOINT_URL_SSM": f"http://{gateway}:{cfg.ssm_port}",

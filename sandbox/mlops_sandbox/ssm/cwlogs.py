@@ -5,6 +5,11 @@ the one given in CloudWatchOutputConfig, or ``/aws/ssm/<document>`` by default. 
 and the streams are created when missing. Output arrives in pieces while a command runs;
 each complete line becomes one event, a trailing partial line waits for the rest (or for
 the end of the step); empty lines are left out, as CloudWatch takes no empty message.
+
+As the real agent, it writes an instance's output with the instance profile role's
+credentials (``credentials_for(instance_id)``, set by the service; None: the service's own key), so the call log shows
+these writes as the instance's: DescribeLogGroups, CreateLogGroup only when the group is
+missing, CreateLogStream, PutLogEvents.
 """
 
 from __future__ import annotations
@@ -34,6 +39,9 @@ class LogWriter:
 
     def __init__(self, endpoint_url: str, region: str) -> None:
         self.client = aws.client("logs", endpoint_url, region)
+        self.endpoint_url, self.region = endpoint_url, region
+        self.credentials_for = None  # instance id -> STS credentials (set by the service)
+        self.instance_clients: dict[str, tuple[str, object]] = {}
         self.queue: queue.Queue[tuple[str, str, str, bool] | None] = queue.Queue()
         self.partial: dict[tuple[str, str], str] = defaultdict(str)
         self.known_groups: set[str] = set()
@@ -98,12 +106,31 @@ class LogWriter:
                 self.pending -= len(batch)
                 self.idle.notify_all()
 
+    def _client_for(self, stream: str):
+        """The instance's own client for ``<command>/<instance>/...`` streams, else the service's."""
+        parts = stream.split("/")
+        if self.credentials_for is None or len(parts) < 2 or not parts[1].startswith(("i-", "mi-")):
+            return self.client, False
+        try:
+            creds = self.credentials_for(parts[1])
+        except Exception as exc:  # noqa: BLE001 - output still goes out, as the service
+            log.warning("no role credentials for %s (%s): writing its output as the service", parts[1], exc)
+            return self.client, False
+        if creds is None:
+            return self.client, False
+        held = self.instance_clients.get(parts[1])
+        if held is None or held[0] != creds["AccessKeyId"]:
+            held = (creds["AccessKeyId"], aws.session_client("logs", self.endpoint_url, self.region, creds))
+            self.instance_clients[parts[1]] = held
+        return held[1], True
+
     def _put(self, group: str, stream: str, events: list[dict]) -> None:
+        client, as_instance = self._client_for(stream)
         for attempt in (1, 2):
             try:
-                self._ensure(group, stream)
+                self._ensure(client, group, stream, as_instance)
                 for start in range(0, len(events), 5000):
-                    self.client.put_log_events(
+                    client.put_log_events(
                         logGroupName=group, logStreamName=stream, logEvents=events[start : start + 5000]
                     )
                 return
@@ -114,12 +141,17 @@ class LogWriter:
                 if attempt == 2:
                     log.warning("CloudWatch write to %s %s failed: %s", group, stream, exc)
 
-    def _ensure(self, group: str, stream: str) -> None:
+    def _ensure(self, client, group: str, stream: str, as_instance: bool) -> None:
         if group not in self.known_groups:
-            with contextlib.suppress(self.client.exceptions.ResourceAlreadyExistsException):
-                self.client.create_log_group(logGroupName=group)
+            found = as_instance and any(
+                g["logGroupName"] == group
+                for g in client.describe_log_groups(logGroupNamePrefix=group).get("logGroups", [])
+            )
+            if not found:
+                with contextlib.suppress(client.exceptions.ResourceAlreadyExistsException):
+                    client.create_log_group(logGroupName=group)
             self.known_groups.add(group)
         if (group, stream) not in self.known_streams:
-            with contextlib.suppress(self.client.exceptions.ResourceAlreadyExistsException):
-                self.client.create_log_stream(logGroupName=group, logStreamName=stream)
+            with contextlib.suppress(client.exceptions.ResourceAlreadyExistsException):
+                client.create_log_stream(logGroupName=group, logStreamName=stream)
             self.known_streams.add((group, stream))

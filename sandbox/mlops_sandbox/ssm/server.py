@@ -307,6 +307,10 @@ class Handler(BaseHTTPRequestHandler):
             ("POST", "/_sandbox/faults/online"): lambda: {"online": control.online(body)},
             ("POST", "/_sandbox/faults/kill"): lambda: {"killed": control.kill(body)},
             ("POST", "/_sandbox/faults/clear"): lambda: _done(faults.clear(), faults.state()),
+            # EC2's side of the metadata service: the instance profile role's session (imds.py).
+            ("GET", "/_sandbox/credentials"): lambda: _imds_credentials(
+                control.credentials(query.get("instance_id", ""))
+            ),
             ("GET", "/_sandbox/calls"): faults.counters,
             # The call log (calls.py) of every component, ?since=<epoch seconds>.
             ("GET", "/_sandbox/calls/log"): lambda: {
@@ -317,6 +321,15 @@ class Handler(BaseHTTPRequestHandler):
         }
         handler = routes.get((method, path))
         return handler() if handler else None
+
+
+def _imds_credentials(creds: dict) -> dict:
+    return {
+        "AccessKeyId": creds["AccessKeyId"],
+        "SecretAccessKey": creds["SecretAccessKey"],
+        "Token": creds["SessionToken"],
+        "Expiration": creds["Expiration"].strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
 
 
 def _rule(rule) -> dict | None:
