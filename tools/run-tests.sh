@@ -29,6 +29,7 @@ layer_lint() {
   ruff check --output-format concise "${dirs[@]}" || return 1
   ruff format --check "${dirs[@]}" || { echo "ruff format: run 'ruff format ${dirs[*]}' to fix" >&2; return 1; }
   yamllint -s . || return 1
+  python tools/iam_docs.py --check || return 1
   files=$(git ls-files '*.py' | wc -l)
   LAYER_INFO="ruff clean on $files Python files, yamllint clean on $(git ls-files '*.yml' '*.yaml' | wc -l) YAML files"
 }

@@ -11,7 +11,11 @@ the sandbox's ECR. The scenarios build on each other, in file order:
 4. a tampered bundle in S3 is refused on the instance, nothing changes;
 5. two runs at once: the second is refused, naming the holder of the lock;
 6. an offline instance is caught before anything is sent, and named;
-7. a second release, then playbooks/rollback.yml: back on the first; the history shows both.
+7. a second release, then playbooks/rollback.yml: back on the first; the history shows both;
+8. the IAM proof: all of the above ran as the real identities -- CI as the CI deployer role
+   (OIDC web identity, as a GitHub job of environment `local`), the instances as their
+   instance profile role -- and every call each made is allowed by its shipped policy,
+   every action each policy allows was used (iam_proof.py).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import os
 import shutil
 import subprocess
 import time
+import urllib.parse
 import urllib.request
 import uuid
 import zipfile
@@ -29,10 +34,13 @@ from pathlib import Path
 
 import pytest
 
+from mlops_sandbox import calls
 from mlops_sandbox.client import Sandbox
+from mlops_sandbox.config import Config
 
 from .conftest import BIN, ROOT, sandbox_env
 from .deploy_support import RegistryClient, ecr_credentials, ensure_repository
+from .iam_proof import IDENTITIES, attached, prove
 
 INVENTORY = ROOT / "inventories" / "local"
 SITE = ROOT / "playbooks" / "site.yml"
@@ -137,13 +145,69 @@ def build_variant(client: RegistryClient, tag: str, version: str | None, broken:
     return client.push(uri, tag, REPOSITORY)
 
 
+GITHUB_SUB = "repo:mlops-deploy/example:environment:local"
+
+
+def web_identity_token(sub: str, aud: str = "sts.amazonaws.com") -> str:
+    """A token shaped as GitHub's (the sandbox's STS does not check its signature)."""
+    import base64
+
+    def part(value: dict) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+    claims = {"iss": "https://token.actions.githubusercontent.com", "sub": sub, "aud": aud}
+    return f"{part({'alg': 'RS256', 'typ': 'JWT'})}.{part(claims)}.c2lnbmF0dXJl"
+
+
+def ci_deployer(aws) -> dict:
+    """The CI deployer's session, as a GitHub Actions job of environment local gets it; its
+    trust policy (as provision.yml attached it) is evaluated on the job's claims first."""
+    from mlops_sandbox import iam_eval
+
+    iam = aws("iam")
+    role = iam.get_role(RoleName="mlops-local-ci-deployer")["Role"]
+    trust = role["AssumeRolePolicyDocument"]
+    trust = json.loads(urllib.parse.unquote(trust)) if isinstance(trust, str) else trust
+    github = {"Federated": "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com"}
+    claims = {
+        "token.actions.githubusercontent.com:sub": GITHUB_SUB,
+        "token.actions.githubusercontent.com:aud": "sts.amazonaws.com",
+    }
+    assert iam_eval.trusts(trust, github, "sts:AssumeRoleWithWebIdentity", claims)
+    for sub in (
+        "repo:mlops-deploy/example:environment:prod",
+        "repo:someone/example:environment:local",
+        "repo:mlops-deploy/example:ref:refs/heads/main",
+    ):
+        other = {**claims, "token.actions.githubusercontent.com:sub": sub}
+        assert not iam_eval.trusts(trust, github, "sts:AssumeRoleWithWebIdentity", other), sub
+    answer = aws("sts").assume_role_with_web_identity(
+        RoleArn=role["Arn"], RoleSessionName="github-local-1", WebIdentityToken=web_identity_token(GITHUB_SUB)
+    )
+    return answer["Credentials"]
+
+
 @pytest.fixture(scope="module")
 def fleet(aws, tmp_path_factory):
     env = sandbox_env()
     work = tmp_path_factory.mktemp("release")
     fleet = Fleet(env, work / "build", aws)
     assert len(fleet.instances) == 3, f"the sandbox should run 3 model servers tagged env=local: {fleet.instances}"
-    ecr = aws("ecr")
+    fleet.started = time.time()
+    resources = fleet.play(ROOT / "playbooks" / "provision.yml")
+    assert_ok(resources)
+    creds = ci_deployer(aws)
+    # From here on CI is the CI deployer: every play and every push.
+    fleet.env = {**env, "AWS_ACCESS_KEY_ID": creds["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": creds["SecretAccessKey"],
+                 "AWS_SESSION_TOKEN": creds["SessionToken"]}  # fmt: skip
+    fleet.ci_key = creds["AccessKeyId"]
+    import boto3
+
+    ecr = boto3.client(
+        "ecr", endpoint_url=env.get("AWS_ENDPOINT_URL_ECR", env["AWS_ENDPOINT_URL"]), region_name=env["AWS_REGION"],
+        aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"],
+    )  # fmt: skip
     ensure_repository(ecr, REPOSITORY)
     client = RegistryClient(work / "docker", ecr_credentials(ecr))
     client.login()
@@ -159,8 +223,6 @@ def fleet(aws, tmp_path_factory):
         "broken": build_variant(client, fleet.tags["broken"], None, True, work),
     }
     fleet.v2_version = f"titanic-logreg-2-{run}"
-    resources = fleet.play(ROOT / "playbooks" / "aws_resources.yml")
-    assert_ok(resources)
     # Start from a fleet without the endpoint, as a first release finds it.
     for instance in fleet.instances:
         subprocess.run(
@@ -318,3 +380,20 @@ def test_7_rollback_returns_to_the_previous_release(fleet):
     ids = [h["release_id"] for h in history]
     assert fleet.first_release in ids
     assert second_release in ids
+
+
+def test_8_iam_proof_every_call_allowed_every_allowed_action_used(fleet, aws):
+    """Per identity of IDENTITIES: its calls since the fixture began (the call log) against
+    the policies provision.yml attached to its role; the difference either way is printed."""
+    entries = calls.read(Config(), since=fleet.started)
+    iam = aws("iam")
+    problems, counts = [], {}
+    for identity in IDENTITIES:
+        prefix = f"arn:aws:sts::123456789012:assumed-role/{identity.role}/"
+        mine = [e for e in entries if (e.get("principal") or "").startswith(prefix)]
+        counts[identity.name] = len(mine)
+        assert mine, f"{identity.name} made no call: the flow did not run as it ({identity.flow})"
+        ours, managed = attached(iam, identity)
+        problems += prove(mine, identity, ours, managed)
+    print("calls per identity:", counts)
+    assert not problems, "IAM proof failed:\n" + "\n".join(problems)

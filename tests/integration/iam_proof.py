@@ -1,0 +1,85 @@
+"""The IAM proof: every call an identity made is allowed by its shipped policy (action
+and resource ARN), and every action its policy allows was used.
+
+``IDENTITIES`` is the table to extend: an identity, the role provision.yml makes for it
+(its inline policy is the shipped file, rendered), the AWS managed policies it also has
+(allowed, but not ours to trim), and the flow that exercises it. Issue 11 (training task
+and events roles) and 13 (three accounts) add rows; a call no row's policy allows fails.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+from dataclasses import dataclass
+
+from mlops_sandbox import iam_actions, iam_eval
+
+
+@dataclass(frozen=True)
+class Identity:
+    name: str
+    role: str  # the role provision.yml makes (inventories/local)
+    policy_file: str  # roles/provision/templates/iam/<file>
+    flow: str  # the test that runs as it
+    managed: tuple[str, ...] = ()
+
+
+IDENTITIES = (
+    Identity("ci-deployer", "mlops-local-ci-deployer", "ci-deployer.yml.j2",
+             "tests/integration/test_release_flow.py (build, push, deploy, rollback)"),
+    Identity("instance", "mlops-local-instance", "instance.yml.j2",
+             "tests/integration/test_release_flow.py (SSM runs deploy.yml on each instance)",
+             ("arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore",)),
+)  # fmt: skip
+
+
+def attached(iam, identity: Identity) -> tuple[list[dict], list[dict]]:
+    """(the role's inline policies -- ours --, its managed policies' documents) as attached in IAM."""
+    ours = []
+    for name in iam.list_role_policies(RoleName=identity.role)["PolicyNames"]:
+        doc = iam.get_role_policy(RoleName=identity.role, PolicyName=name)["PolicyDocument"]
+        ours.append(json.loads(urllib.parse.unquote(doc)) if isinstance(doc, str) else doc)
+    managed = []
+    for item in iam.list_attached_role_policies(RoleName=identity.role)["AttachedPolicies"]:
+        version = iam.get_policy(PolicyArn=item["PolicyArn"])["Policy"]["DefaultVersionId"]
+        doc = iam.get_policy_version(PolicyArn=item["PolicyArn"], VersionId=version)["PolicyVersion"]["Document"]
+        managed.append(json.loads(urllib.parse.unquote(doc)) if isinstance(doc, str) else doc)
+    return ours, managed
+
+
+def policy_actions(documents: list[dict]) -> set[str]:
+    found = set()
+    for doc in documents:
+        for statement in doc.get("Statement", []):
+            actions = statement.get("Action", [])
+            found |= {iam_actions.canonical(a) for a in ([actions] if isinstance(actions, str) else actions)}
+    return found
+
+
+def prove(entries: list[dict], identity: Identity, ours: list[dict], managed: list[dict]) -> list[str]:
+    """What is wrong, one line each (empty: proven). ``entries``: the identity's calls."""
+    problems = []
+    used: set[str] = set()
+    for entry in entries:
+        if entry["status"] >= 500:
+            continue
+        try:
+            needs = iam_actions.required(entry)
+        except iam_actions.Unmapped as exc:
+            problems.append(f"{identity.name}: {exc}")
+            continue
+        for need in needs:
+            if iam_eval.allows(ours, need.action, need.resource):
+                used.add(need.action)
+            elif not iam_eval.allows(managed, need.action, need.resource):
+                problems.append(
+                    f"{identity.name}: {entry['source']} {entry['service']} {entry['operation']} needs "
+                    f"{need.action} on {need.resource}: not allowed by {identity.policy_file}"
+                )
+    for action in sorted(policy_actions(ours)):
+        if action == "*" or action.endswith(":*"):
+            problems.append(f"{identity.name}: {identity.policy_file} allows {action}: name the actions")
+        elif action not in used:
+            problems.append(f"{identity.name}: {identity.policy_file} allows {action}, which no call used")
+    return sorted(set(problems))
