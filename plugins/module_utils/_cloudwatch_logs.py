@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import re
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 # AWS API limits.
 GET_EVENTS_PAGE_MAX = 10000
@@ -44,7 +44,7 @@ def parse_time(value, now=None):
     """
     if value is None or value == "":
         return None
-    now = now or datetime.now(UTC)
+    now = now or datetime.now(timezone.utc)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return _epoch_number(int(value))
     text = str(value).strip()
@@ -65,7 +65,7 @@ def parse_time(value, now=None):
             "a relative age (30s, 15m, 2h, 3d, 1w) or 'now'" % (value,)
         ) from None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
+        parsed = parsed.replace(tzinfo=timezone.utc)
     return _to_ms(parsed)
 
 
@@ -80,7 +80,7 @@ def _to_ms(moment):
 
 def iso_time(epoch_ms):
     """Epoch milliseconds to an ISO 8601 UTC string with milliseconds."""
-    moment = datetime.fromtimestamp(epoch_ms / 1000.0, tz=UTC)
+    moment = datetime.fromtimestamp(epoch_ms / 1000.0, tz=timezone.utc)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (epoch_ms % 1000)
 
 

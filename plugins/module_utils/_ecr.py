@@ -34,7 +34,7 @@ import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 
 IMDS_ENDPOINT_IPV4 = "http://169.254.169.254/"
 IMDS_ENDPOINT_IPV6 = "http://[fd00:ec2::254]/"
@@ -207,8 +207,8 @@ def iso_time(value):
         return None
     if isinstance(value, datetime):
         if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            value = value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     return str(value)
 
 

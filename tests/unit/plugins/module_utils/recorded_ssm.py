@@ -1,22 +1,34 @@
 """SSM answers captured from the API (moto 5 in server mode, checked against the AWS
 documentation), replayed in order to the code under test.
 
-``RecordedSSM`` is not a model of SSM: it returns, call after call, the responses or
-errors a test lists, and records the calls, so a test states exactly which sequence of
-answers it feeds the logic (for example the race where a lock is free on read and taken
-on create).
+``RecordedClient`` (``RecordedSSM`` for SSM) is not a model of the service: it returns,
+call after call, the responses or errors a test lists, and records the calls, so a test
+states exactly which sequence of answers it feeds the logic (for example the race where a
+lock is free on read and taken on create).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from functools import cache
 
 import boto3
+from botocore.loaders import Loader
+from botocore.paginate import Paginator
 from dateutil.tz import tzlocal, tzutc
 
-_CLIENT = boto3.session.Session(
-    aws_access_key_id="testing", aws_secret_access_key="testing", region_name="eu-west-1"
-).client("ssm")
+_loader = Loader()
+
+
+@cache
+def _client(service: str):
+    """A real botocore client (never called): its model, exceptions and method names."""
+    return boto3.session.Session(
+        aws_access_key_id="testing", aws_secret_access_key="testing", region_name="eu-west-1"
+    ).client(service)
+
+
+_CLIENT = _client("ssm")
 
 _METADATA = {"RequestId": "V9be5EYA1mcg2jksBRwd0lwu3HXbW6oiNwM5pjGraZMc7cyWy88r", "HTTPStatusCode": 400}
 
@@ -76,10 +88,15 @@ def history_item(name: str, value: str, version: int, modified: datetime, user: 
     }
 
 
-class RecordedSSM:
-    """Replays ``answers[operation]`` in order (a response dict, or an exception to raise)."""
+class RecordedClient:
+    """Replays ``answers[operation]`` in order (a response dict, or an exception to raise)
+    for any operation of ``service``, and records the calls. ``get_paginator`` gives
+    botocore's own paginator (the service's pagination model) over the recorded answers,
+    so the code under test pages exactly as it does against AWS."""
 
-    def __init__(self, **answers):
+    def __init__(self, service: str, **answers):
+        self.meta = _client(service).meta
+        self.service = service
         self.answers = {operation: list(items) for operation, items in answers.items()}
         self.calls: list[tuple[str, dict]] = []
 
@@ -93,20 +110,23 @@ class RecordedSSM:
             raise answer
         return answer
 
-    def get_parameter(self, **kwargs):
-        return self._answer("get_parameter", kwargs)
+    def __getattr__(self, operation: str):
+        if operation.startswith("_") or operation not in self.meta.method_to_api_mapping:
+            raise AttributeError(operation)
+        return lambda **kwargs: self._answer(operation, kwargs)
 
-    def put_parameter(self, **kwargs):
-        return self._answer("put_parameter", kwargs)
-
-    def delete_parameter(self, **kwargs):
-        return self._answer("delete_parameter", kwargs)
-
-    def get_parameter_history(self, **kwargs):
-        return self._answer("get_parameter_history", kwargs)
-
-    def get_parameters_by_path(self, **kwargs):
-        return self._answer("get_parameters_by_path", kwargs)
+    def get_paginator(self, operation: str) -> Paginator:
+        api_name = self.meta.method_to_api_mapping[operation]
+        config = _loader.load_service_model(self.service, "paginators-1")["pagination"][api_name]
+        model = self.meta.service_model.operation_model(api_name)
+        return Paginator(getattr(self, operation), config, model)
 
     def operations(self) -> list[str]:
         return [operation for operation, _kwargs in self.calls]
+
+
+class RecordedSSM(RecordedClient):
+    """A ``RecordedClient`` of SSM."""
+
+    def __init__(self, **answers):
+        super().__init__("ssm", **answers)

@@ -819,13 +819,3 @@ def test_failure_message_names_instances_and_shows_last_lines():
     assert I3 + " Undeliverable" in text
     assert "(rc=-1)" not in text
     assert "24 instances in later batches never received the command" in text
-
-
-def test_error_code_of_a_client_error_shaped_exception():
-    from ansible_collections.mlops.deploy.plugins.module_utils._ssm_rollout import error_code
-
-    class Shaped(Exception):
-        response = {"Error": {"Code": "InvalidCommandId", "Message": ""}, "ResponseMetadata": {}}
-
-    assert error_code(Shaped()) == "InvalidCommandId"
-    assert error_code(ValueError("x")) is None
