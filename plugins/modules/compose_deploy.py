@@ -411,8 +411,9 @@ def import_docker():
     return docker, errors
 
 
-def main():
-    argument_spec = {
+def argument_spec():
+    """The module's own options (the AWS ones come from amazon.aws, see new_module)."""
+    return {
         "src": {"type": "str", "required": True, "aliases": ["compose_file"]},
         "sha256": {"type": "str"},
         "env_file": {"type": "path"},
@@ -430,10 +431,14 @@ def main():
         "keep_images": {"type": "int", "default": 2},
         "docker_config": {"type": "path"},
     }
+
+
+def main():
+    spec = argument_spec()
     raw = _load_params()  # the task's arguments, to know before parsing them whether AWS is needed
     src = (raw or {}).get("src", (raw or {}).get("compose_file"))
     from_s3 = isinstance(src, str) and src.startswith("s3://")
-    module = new_module(argument_spec, raw, from_s3)
+    module = new_module(spec, raw, from_s3)
     params = module.params
     for name, least in (("health_timeout", 1), ("probe_timeout", 1), ("keep_images", 1)):
         if params[name] < least:
