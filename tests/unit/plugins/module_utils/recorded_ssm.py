@@ -9,7 +9,7 @@ lock is free on read and taken on create).
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from functools import cache
 
 import boto3
@@ -88,6 +88,13 @@ def history_item(name: str, value: str, version: int, modified: datetime, user: 
     }
 
 
+class Again:
+    """An answer given again at every later call (a command still running, say)."""
+
+    def __init__(self, answer):
+        self.answer = answer
+
+
 class RecordedClient:
     """Replays ``answers[operation]`` in order (a response dict, or an exception to raise)
     for any operation of ``service``, and records the calls. ``get_paginator`` gives
@@ -106,6 +113,9 @@ class RecordedClient:
         queue = self.answers.get(operation)
         assert queue, "unexpected call %s(%s)" % (operation, kwargs)
         answer = queue.pop(0)
+        if isinstance(answer, Again):
+            queue.insert(0, answer)
+            answer = answer.answer
         if isinstance(answer, BaseException):
             raise answer
         return answer
@@ -130,3 +140,109 @@ class RecordedSSM(RecordedClient):
 
     def __init__(self, **answers):
         super().__init__("ssm", **answers)
+
+
+# ------------------------------------------------------------------ Run Command
+
+T0 = datetime(2026, 11, 21, 10, 0, 0, tzinfo=UTC)
+CMD = "0f5b7d3e-4a1c-4a55-9a3e-1d2f3c4b5a69"
+I1, I2, I3, I4 = (
+    "i-0aaaaaaaaaaaaaaa1",
+    "i-0aaaaaaaaaaaaaaa2",
+    "i-0aaaaaaaaaaaaaaa3",
+    "i-0aaaaaaaaaaaaaaa4",
+)
+
+RECAP_OK = """PLAY [Deploy the model API] ****************************************************
+
+TASK [mlops.deploy.compose_deploy] *********************************************
+ok: [localhost]
+
+PLAY RECAP *********************************************************************
+localhost                  : ok=7    changed=0    unreachable=0    failed=0    skipped=1    rescued=0    ignored=0
+"""
+RECAP_CHANGED = RECAP_OK.replace("changed=0", "changed=2")
+
+
+def invocation(instance_id, status, details=None, *, rc=None, output="", start=0.0, end=None, plugin="runShellScript"):
+    """A ListCommandInvocations entry (Details=true) as SSM returns it."""
+    plugins = []
+    if rc is not None or output:
+        plugins = [
+            {
+                "Name": "downloadContent",
+                "Status": "Success",
+                "StatusDetails": "Success",
+                "ResponseCode": 0,
+                "ResponseStartDateTime": T0 + timedelta(seconds=start),
+                "ResponseFinishDateTime": T0 + timedelta(seconds=start + 0.4),
+                "Output": "Content downloaded to /var/lib/amazon/ssm/i-x/document/orchestration/x/downloadContent",
+                "StandardOutputUrl": "",
+                "StandardErrorUrl": "",
+                "OutputS3Region": "eu-west-1",
+                "OutputS3BucketName": "",
+                "OutputS3KeyPrefix": "",
+            },
+            {
+                "Name": plugin,
+                "Status": status if status in ("Success", "Failed", "TimedOut", "Cancelled") else "InProgress",
+                "StatusDetails": details or status,
+                "ResponseCode": rc if rc is not None else -1,
+                "ResponseStartDateTime": T0 + timedelta(seconds=start + 0.5),
+                "ResponseFinishDateTime": T0 + timedelta(seconds=end) if end is not None else None,
+                "Output": output,
+                "StandardOutputUrl": "",
+                "StandardErrorUrl": "",
+                "OutputS3Region": "eu-west-1",
+                "OutputS3BucketName": "",
+                "OutputS3KeyPrefix": "",
+            },
+        ]
+        plugins = [{k: v for k, v in p.items() if v is not None} for p in plugins]
+    return {
+        "CommandId": CMD,
+        "InstanceId": instance_id,
+        "InstanceName": "",
+        "Comment": "mlops.deploy.ssm_run_playbook",
+        "DocumentName": "AWS-ApplyAnsiblePlaybooks",
+        "DocumentVersion": "$DEFAULT",
+        "RequestedDateTime": T0,
+        "Status": status,
+        "StatusDetails": details if details is not None else status,
+        "StandardOutputUrl": "",
+        "StandardErrorUrl": "",
+        "CommandPlugins": plugins,
+        "ServiceRole": "",
+        "NotificationConfig": {"NotificationArn": "", "NotificationEvents": [], "NotificationType": ""},
+        "CloudWatchOutputConfig": {"CloudWatchLogGroupName": "", "CloudWatchOutputEnabled": False},
+    }
+
+
+def command(command_id, status, target, completed, errors=0, delivery_timed_out=0, details=None):
+    """A ListCommands entry."""
+    return {
+        "CommandId": command_id,
+        "DocumentName": "AWS-ApplyAnsiblePlaybooks",
+        "DocumentVersion": "$DEFAULT",
+        "Comment": "",
+        "ExpiresAfter": T0 + timedelta(hours=1),
+        "Parameters": {},
+        "InstanceIds": [],
+        "Targets": [],
+        "RequestedDateTime": T0,
+        "Status": status,
+        "StatusDetails": details or status,
+        "OutputS3Region": "eu-west-1",
+        "OutputS3BucketName": "",
+        "OutputS3KeyPrefix": "",
+        "MaxConcurrency": "50",
+        "MaxErrors": "0",
+        "TargetCount": target,
+        "CompletedCount": completed,
+        "ErrorCount": errors,
+        "DeliveryTimedOutCount": delivery_timed_out,
+        "ServiceRole": "",
+        "NotificationConfig": {"NotificationArn": "", "NotificationEvents": [], "NotificationType": ""},
+        "CloudWatchOutputConfig": {"CloudWatchLogGroupName": "", "CloudWatchOutputEnabled": False},
+        "TimeoutSeconds": 3600,
+    }
