@@ -12,6 +12,7 @@ import random
 from datetime import timedelta
 
 import pytest
+from botocore.loaders import Loader
 from recorded_ssm import I1, I2, I3, I4, RECAP_CHANGED, RECAP_OK, T0, command, invocation
 
 from ansible_collections.mlops.deploy.plugins.module_utils import _ssm_run as ssm
@@ -175,7 +176,9 @@ def test_bad_batch_entries(entry):
 
 @pytest.mark.parametrize("batches", [[1, "25%", "100%"], ["10%"], [], None, ["3", 5]])
 def test_check_batches_accepts(batches):
-    ssm.check_batches(batches)
+    ssm.check_batches(batches)  # refuses nothing, and the plan covers the fleet once
+    planned = ssm.plan_batches(FLEET, batches)
+    assert [i for batch in planned for i in batch] == FLEET
 
 
 @pytest.mark.parametrize("batches", [[0], ["0%"], ["150%"], [1, "x"]])
@@ -429,12 +432,24 @@ def test_invocation_outcome(status, details, outcome):
     assert ssm.invocation_outcome(status, details) == outcome
 
 
-def test_every_status_of_the_model_is_known():
-    """Each CommandInvocationStatus enum value of botocore's model is handled."""
-    model_enum = ["Pending", "InProgress", "Delayed", "Success", "Cancelled", "TimedOut", "Failed", "Cancelling"]
-    for status in model_enum:
-        assert status in ssm.RUNNING_STATUSES or status in ssm.STATUS_OUTCOMES
-    assert set(ssm.COMMAND_TERMINAL) == {"Success", "Cancelled", "Failed", "TimedOut"}
+def ssm_model_enum(shape: str) -> list[str]:
+    """An enum of SSM's API model as botocore ships it (botocore/data/ssm/*/service-2.json)."""
+    return Loader().load_service_model("ssm", "service-2")["shapes"][shape]["enum"]
+
+
+def test_every_invocation_status_of_the_model_is_either_running_or_an_outcome():
+    statuses = ssm_model_enum("CommandInvocationStatus")
+    assert "Delayed" in statuses  # the model is the one read, not an empty list
+    running = [s for s in statuses if s in ssm.RUNNING_STATUSES]
+    terminal = [s for s in statuses if s in ssm.STATUS_OUTCOMES]
+    assert sorted(running + terminal) == sorted(statuses)  # each one, and only once
+    assert [ssm.invocation_outcome(s) for s in running] == [None] * len(running)
+    assert all(ssm.invocation_outcome(s) == ssm.STATUS_OUTCOMES[s] for s in terminal)
+
+
+def test_the_terminal_command_statuses_are_the_models_less_the_running_ones():
+    statuses = ssm_model_enum("CommandStatus")
+    assert sorted(ssm.COMMAND_TERMINAL) == sorted(s for s in statuses if s not in ssm.RUNNING_STATUSES)
 
 
 def test_fold_success_on_all():
