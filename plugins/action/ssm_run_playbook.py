@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import NoReturn
 
 try:
     from botocore.exceptions import BotoCoreError, ClientError
@@ -48,18 +50,18 @@ display = Display()
 class _Connection(AWSPluginBase):
     """amazon.aws's client factory for plugins, fed with the validated options."""
 
-    def __init__(self, options):
+    def __init__(self, options: dict) -> None:
         self._options = options
 
-    def get_options(self):
+    def get_options(self) -> dict:
         return self._options
 
-    def _do_fail(self, message):
+    def _do_fail(self, message: str) -> NoReturn:
         raise AnsibleActionFail(message)
 
 
 @contextmanager
-def _environment(values):
+def _environment(values: dict) -> Iterator[None]:
     """The task's ``environment:`` for the duration of the task (this runs in the
     task's own worker process)."""
     saved = {key: os.environ.get(key) for key in values}
@@ -78,7 +80,7 @@ class ActionModule(ActionBase):
     _supports_check_mode = True
     _supports_async = False
 
-    def run(self, tmp=None, task_vars=None):
+    def run(self, tmp: str | None = None, task_vars: dict | None = None) -> dict:
         result = super().run(tmp, task_vars)
         del tmp
         if not HAS_BOTO3:
@@ -108,5 +110,5 @@ class ActionModule(ActionBase):
         return result
 
     @staticmethod
-    def _progress(line):
+    def _progress(line: str) -> None:
         display.display(line)
