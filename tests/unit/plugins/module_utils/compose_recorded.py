@@ -52,21 +52,6 @@ def local_image(tag):
     return image_summary(img, f"{REPO}:{tag}")
 
 
-class FakeClock:
-    """Time that moves only when the code under test sleeps."""
-
-    def __init__(self):
-        self.now = 0.0
-        self.sleeps = []
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
 def image_of(image_id_):
     img = next((i for i in images() if i["Id"] == image_id_), None)
     if img is None:

@@ -8,13 +8,13 @@ from __future__ import annotations
 import pytest
 from compose_recorded import (
     REPO,
-    FakeClock,
     RecordedCompose,
     RecordedEngine,
     digest_ref,
     image_id,
     snapshot,
 )
+from fake_clock import FakeClock
 
 from ansible_collections.mlops.deploy.plugins.module_utils._compose_cli import ComposeCli
 from ansible_collections.mlops.deploy.plugins.module_utils._compose_deploy import Deployment

@@ -5,7 +5,8 @@ docker compose 2.40 and the Docker engine
 from __future__ import annotations
 
 import pytest
-from compose_recorded import FakeClock, snapshot
+from compose_recorded import snapshot
+from fake_clock import FakeClock
 
 from ansible_collections.mlops.deploy.plugins.module_utils._compose_health import health_verdict, wait_until_healthy
 

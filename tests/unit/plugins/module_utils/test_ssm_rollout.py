@@ -5,7 +5,7 @@ paginators over the recorded pages, the follower on a clock that moves only when
 from __future__ import annotations
 
 import pytest
-from compose_recorded import FakeClock
+from fake_clock import FakeClock
 from recorded_ssm import (
     CMD,
     I1,
