@@ -187,6 +187,9 @@ class Handler(BaseHTTPRequestHandler):
     def _ecr(self, action: str, body: bytes) -> None:
         """ECR: the image read actions from the registry (ecr_images.py), the rest to moto."""
         ecr = self.service.ecr
+        if ecr is not None and action == "GetAuthorizationToken":
+            self._forward(body, rewrite=ecr.authorization)
+            return
         if ecr is None or not ecr.handles(action):
             self._forward(body)
             return
@@ -214,7 +217,9 @@ class Handler(BaseHTTPRequestHandler):
     def _error(self, exc: SsmError) -> None:
         self._reply(exc.status, exc.body(), {"x-amzn-ErrorType": exc.code})
 
-    def _forward(self, body: bytes) -> None:
+    def _forward(self, body: bytes, rewrite=None) -> None:
+        """The call passed on to moto, its answer back as it is (or, when it succeeded,
+        through ``rewrite``: JSON body in, JSON body out)."""
         host, port = self.service.moto
         headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_HEADERS}
         conn = http.client.HTTPConnection(host, port, timeout=60)
@@ -222,6 +227,8 @@ class Handler(BaseHTTPRequestHandler):
             conn.request("POST", self.path, body=body, headers=headers)
             resp = conn.getresponse()
             data = resp.read()
+            if rewrite is not None and resp.status == 200:
+                data = json.dumps(rewrite(json.loads(data))).encode()
             passed = {k: v for k, v in resp.getheaders() if k.lower() not in HOP_HEADERS}
             self.send_response(resp.status)
             for key, value in passed.items():
