@@ -81,19 +81,24 @@ def test_check_run_again_teardown(playbook, aws, names):
     assert not any(exists(aws, names).values()), exists(aws, names)
 
 
-@pytest.mark.parametrize(
-    ("override", "says"),
-    [
-        ({"provision_ingress_cidrs": '["10.0.0.0/33"]'}, "ingress CIDRs"),
-        ({"provision_bucket": "Bad_Bucket..name"}, "bucket Bad_Bucket..name"),
-        ({"provision_region": "eu-westt-1"}, "provision_region"),
-        ({"provision_instance_type": "t3.mediun"}, "instance type t3.mediun"),
-    ],
-)
-def test_bad_input_stops_before_any_call(playbook, aws, names, override, says):
+BAD_INPUT = {
+    "invalid CIDR": ({"provision_ingress_cidrs": '["10.0.0.0/33"]'}, "ingress CIDRs 10.0.0.0/33"),
+    "bucket name AWS refuses": ({"provision_bucket": "Bad_Bucket..name"}, "bucket Bad_Bucket..name"),
+    "unknown region": ({"provision_region": "eu-westt-1"}, "provision_region"),
+    "instance type typo": ({"provision_instance_type": "t3.mediun"}, "instance type t3.mediun"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUT))
+def test_bad_input_stops_before_any_call(playbook, aws, names, case):
+    override, says = BAD_INPUT[case]
     before = exists(aws, names)
     result = run(playbook.env, {**names, **override})
+    out = result.stdout + result.stderr
     assert result.returncode != 0
-    assert says in result.stdout + result.stderr
-    assert "Traceback" not in result.stdout + result.stderr
+    assert says in out, out[-3000:]
+    # Only what is wrong is named: the other settings are fine.
+    assert not [other for _, other in BAD_INPUT.values() if other != says and other in out], out[-3000:]
+    assert "Traceback" not in out
+    assert recap(result)["changed"] == 0
     assert exists(aws, names) == before  # nothing made
