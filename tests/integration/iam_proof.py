@@ -9,9 +9,14 @@ and events roles) and 13 (three accounts) add rows; a call no row's policy allow
 
 from __future__ import annotations
 
+import copy
 import json
 import urllib.parse
 from dataclasses import dataclass
+
+import parliament
+from cloudsplaining.command.scan_policy_file import scan_policy
+from cloudsplaining.shared.exclusions import DEFAULT_EXCLUSIONS_CONFIG
 
 from mlops_sandbox import iam_actions, iam_eval
 
@@ -32,6 +37,33 @@ IDENTITIES = (
              "tests/integration/test_release_flow.py (SSM runs deploy.yml on each instance)",
              ("arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore",)),
 )  # fmt: skip
+
+
+# What the linters get wrong about these policies, each with its reason (nothing else is
+# let through): parliament's action data lists S3 access points as a required resource of
+# s3:GetObjectAttributes (AWS's reference: object or access point), and
+# ecr:GetAuthorizationToken takes no resource but "*" (it returns the caller's own registry
+# password: that is its job, cloudsplaining calls it credentials exposure).
+PARLIAMENT_QUIRKS = {("RESOURCE_MISMATCH", "s3:GetObjectAttributes", "arn:*:s3:*:*:accesspoint/*")}
+CLOUDSPLAINING_EXCLUDED = ["ecr:GetAuthorizationToken"]
+
+
+def lint(identity: Identity, documents: list[dict]) -> list[str]:
+    """parliament's and cloudsplaining's findings on ``documents`` (offline), one line each."""
+    problems = []
+    for doc in documents:
+        for finding in parliament.analyze_policy_string(json.dumps(doc)).findings:
+            details = finding.detail if isinstance(finding.detail, list) else [finding.detail]
+            for detail in details:
+                key = (finding.issue, *(detail.values() if isinstance(detail, dict) else [detail]))
+                if key not in PARLIAMENT_QUIRKS:
+                    problems.append(f"{identity.name}: parliament {finding.issue} {detail} in {identity.policy_file}")
+        exclusions = copy.deepcopy(DEFAULT_EXCLUSIONS_CONFIG)
+        exclusions["exclude-actions"] = CLOUDSPLAINING_EXCLUDED
+        for risk, result in scan_policy(doc, exclusions).items():
+            if isinstance(result, dict) and result.get("findings"):
+                problems.append(f"{identity.name}: cloudsplaining {risk} {result['findings']} in {identity.policy_file}")
+    return problems
 
 
 def attached(iam, identity: Identity) -> tuple[list[dict], list[dict]]:

@@ -11,6 +11,7 @@ import uuid
 import pytest
 
 from .conftest import BIN, ROOT
+from .iam_proof import Identity, attached, lint
 
 INVENTORY = ROOT / "inventories" / "local"
 PLAYBOOK = ROOT / "playbooks" / "provision.yml"
@@ -70,6 +71,12 @@ def test_check_run_again_teardown(playbook, aws, names):
     assert "s3:GetObject" in str(policy["PolicyDocument"])
     attached = aws("iam").list_attached_role_policies(RoleName=names["provision_instance_role"])["AttachedPolicies"]
     assert [p["PolicyName"] for p in attached] == ["AmazonSSMManagedInstanceCore"]
+    # The policies as attached: parliament and cloudsplaining find nothing.
+    for role, policy_file in (("provision_instance_role", "instance.yml.j2"), ("provision_ci_role", "ci-deployer.yml.j2")):
+        identity = Identity(policy_file.split(".")[0], names[role], policy_file, "test_provision")
+        ours, _ = attached(aws("iam"), identity)
+        assert len(ours) == 1, ours
+        assert not lint(identity, ours), lint(identity, ours)
     second = run(env, names)
     assert recap(second) == {**recap(second), "changed": 0, "failed": 0}, second.stdout[-4000:]
     aws("s3").put_object(Bucket=names["provision_bucket"], Key="releases/local/x.zip", Body=b"x")

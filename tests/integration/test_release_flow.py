@@ -41,7 +41,7 @@ from mlops_sandbox.config import Config
 
 from .conftest import BIN, ROOT, sandbox_env
 from .deploy_support import RegistryClient, ecr_credentials, ensure_repository
-from .iam_proof import IDENTITIES, attached, prove
+from .iam_proof import IDENTITIES, attached, lint, prove
 
 INVENTORY = ROOT / "inventories" / "local"
 SITE = ROOT / "playbooks" / "site.yml"
@@ -417,6 +417,6 @@ def test_8_iam_proof_every_call_allowed_every_allowed_action_used(fleet, aws):
         counts[identity.name] = len(mine)
         assert mine, f"{identity.name} made no call: the flow did not run as it ({identity.flow})"
         ours, managed = attached(iam, identity)
-        problems += prove(mine, identity, ours, managed)
+        problems += prove(mine, identity, ours, managed) + lint(identity, ours)
     print("calls per identity:", counts)
     assert not problems, "IAM proof failed:\n" + "\n".join(problems)
