@@ -69,10 +69,11 @@ def test_check_run_again_teardown(playbook, aws, names):
     assert all(exists(aws, names).values()), exists(aws, names)
     policy = aws("iam").get_role_policy(RoleName=names["provision_instance_role"], PolicyName="mlops-instance")
     assert "s3:GetObject" in str(policy["PolicyDocument"])
-    attached = aws("iam").list_attached_role_policies(RoleName=names["provision_instance_role"])["AttachedPolicies"]
-    assert [p["PolicyName"] for p in attached] == ["AmazonSSMManagedInstanceCore"]
+    managed = aws("iam").list_attached_role_policies(RoleName=names["provision_instance_role"])["AttachedPolicies"]
+    assert [p["PolicyName"] for p in managed] == ["AmazonSSMManagedInstanceCore"]
     # The policies as attached: parliament and cloudsplaining find nothing.
-    for role, policy_file in (("provision_instance_role", "instance.yml.j2"), ("provision_ci_role", "ci-deployer.yml.j2")):
+    shipped = (("provision_instance_role", "instance.yml.j2"), ("provision_ci_role", "ci-deployer.yml.j2"))
+    for role, policy_file in shipped:
         identity = Identity(policy_file.split(".")[0], names[role], policy_file, "test_provision")
         ours, _ = attached(aws("iam"), identity)
         assert len(ours) == 1, ours
