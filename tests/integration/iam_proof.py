@@ -57,9 +57,7 @@ def lint(identity: Identity, documents: list[dict]) -> list[str]:
             for detail in details:
                 key = (finding.issue, *(detail.values() if isinstance(detail, dict) else [detail]))
                 if key not in PARLIAMENT_QUIRKS:
-                    problems.append(
-                        f"{identity.name}: parliament {finding.issue} {detail} in {identity.policy_file}"
-                    )
+                    problems.append(f"{identity.name}: parliament {finding.issue} {detail} in {identity.policy_file}")
         exclusions = copy.deepcopy(DEFAULT_EXCLUSIONS_CONFIG)
         exclusions["exclude-actions"] = CLOUDSPLAINING_EXCLUDED
         for risk, result in scan_policy(doc, exclusions).items():
