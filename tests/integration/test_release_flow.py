@@ -227,7 +227,7 @@ def fleet(aws, tmp_path_factory):
         aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
         aws_session_token=creds["SessionToken"],
     )  # fmt: skip
-    ensure_repository(ecr, REPOSITORY)
+    ensure_repository(aws("ecr"), REPOSITORY)  # provision.yml made it: no call of CI's
     client = RegistryClient(work / "docker", ecr_credentials(ecr))
     client.login()
     run = uuid.uuid4().hex[:6]
