@@ -5,14 +5,20 @@ process of an earlier sandbox is recognisable by its command line).
 
 from __future__ import annotations
 
+import logging
 import sys
 
 from moto.server import main
 
-from mlops_sandbox import moto_ecs
+from mlops_sandbox import moto_ecs, moto_ecs_tasks, moto_events
+from mlops_sandbox.config import Config
 
 if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     moto_ecs.install()
+    config = Config()
+    agent = moto_ecs_tasks.install(config)
+    moto_events.install(config, agent)
     args = sys.argv[1:]
     if args[:1] == ["--sandbox"]:
         args = args[2:]
