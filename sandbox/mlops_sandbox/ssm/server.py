@@ -44,9 +44,11 @@ class Service:
         code: str = "",
         moto_pid: int | None = None,
         ecr: EcrImages | None = None,
+        ecr_events=None,
     ) -> None:
         self.api = api
         self.ecr = ecr
+        self.ecr_events = ecr_events
         self.code = code
         self.moto_pid = moto_pid
         self.control = control
@@ -266,6 +268,8 @@ class Handler(BaseHTTPRequestHandler):
             ("POST", "/_sandbox/faults/kill"): lambda: {"killed": control.kill(body)},
             ("POST", "/_sandbox/faults/clear"): lambda: _done(faults.clear(), faults.state()),
             ("GET", "/_sandbox/calls"): faults.counters,
+            # The registry's push notifications (registry.py), as ECR's events (ecr_events.py).
+            ("POST", "/_sandbox/ecr/events"): lambda: svc.ecr_events.handle(body) if svc.ecr_events else {"emitted": []},
             ("POST", "/_sandbox/calls/reset"): faults.reset_counters,
             ("DELETE", "/_sandbox/calls"): faults.reset_counters,
         }
