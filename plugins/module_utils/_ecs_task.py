@@ -374,11 +374,18 @@ def start_failure(folded):
     return None
 
 
-def verdict(folded, followed=None, timed_out=False, timeout=None):
-    """(failed, message) of a task that reached STOPPED (or was stopped at the timeout)."""
+def verdict(folded, followed=None, timed_out=False, timeout=None, stopped=True):
+    """(failed, message) of a task that reached STOPPED, or whose wait timed out (``stopped``:
+    the task was then stopped with StopTask; a task started elsewhere is left running)."""
     name = folded.get("task_id")
+    status = folded.get("last_status")
     if timed_out:
-        status = folded.get("last_status")
+        if not stopped:
+            return True, "task %s did not finish within the timeout of %ss (still %s; left running)" % (
+                name,
+                timeout,
+                status,
+            )
         return True, "task %s did not finish within the timeout of %ss; it was stopped (StopTask)%s" % (
             name,
             timeout,

@@ -36,7 +36,8 @@ def argument_spec():
     """The module's own options (AWS connection options come from amazon.aws)."""
     return {
         "cluster": {"type": "str", "default": "default"},
-        "task_definition": {"type": "str", "required": True},
+        "task_definition": {"type": "str"},
+        "task_arn": {"type": "str"},
         "launch_type": {"type": "str", "choices": list(rules.LAUNCH_TYPES)},
         "capacity_provider_strategy": {
             "type": "list",
@@ -82,7 +83,22 @@ def argument_spec():
     }
 
 
-SPEC_RULES = {"mutually_exclusive": [["launch_type", "capacity_provider_strategy"]]}
+SPEC_RULES = {
+    "mutually_exclusive": [["launch_type", "capacity_provider_strategy"], ["task_definition", "task_arn"]],
+    "required_one_of": [["task_definition", "task_arn"]],
+}
+# Options that shape a new task: meaningless when following one started elsewhere.
+RUN_OPTIONS = (
+    "launch_type",
+    "capacity_provider_strategy",
+    "platform_version",
+    "network_configuration",
+    "container_overrides",
+    "tags",
+    "propagate_tags",
+    "started_by",
+    "group",
+)
 
 
 def retry_decorator():
@@ -201,6 +217,9 @@ class TaskRun:
         self.lines_seen = 0
         self.statuses = []
         self.started = None
+        self.started_here = False
+        self.running_seen = False
+        self._existing = None
 
     # -- results ---------------------------------------------------------------------------
 
@@ -208,7 +227,7 @@ class TaskRun:
         """What is known so far (for a failure before the end)."""
         result = dict(self.folded or {})
         result.update(
-            changed=bool(self.folded),
+            changed=self.started_here or (self.check_mode and not self.params.get("task_arn")),
             check_mode=self.check_mode,
             run_task_request=self.request,
             followed_container=self.followed,
@@ -234,22 +253,46 @@ class TaskRun:
     # -- the steps ---------------------------------------------------------------------------
 
     def prepare(self):
-        """Everything RunTask needs, checked: the options, the cluster, the task definition, the overrides."""
+        """Everything RunTask needs, checked: the options, the cluster, the task definition, the
+        overrides. With ``task_arn``: the task (started elsewhere) and its task definition."""
         params = self.params
         rules.check_options(params)
         self.api.describe_cluster(params.get("cluster") or "default")
+        if params.get("task_arn"):
+            return self._prepare_existing()
         self.task_definition = self.api.describe_task_definition(params["task_definition"])
-        self.followed = rules.followed_container(self.task_definition, params.get("follow_container"))
+        self._choose_followed()
+        self.request = rules.run_task_request(params, self.task_definition)
+        return self.request
+
+    def _prepare_existing(self):
+        params = self.params
+        given = [option for option in RUN_OPTIONS if params.get(option)]
+        if given:
+            raise rules.TaskError(
+                "task_arn follows a task started elsewhere; %s shape a new task and cannot go with it" % ", ".join(given)
+            )
+        cluster = params.get("cluster") or "default"
+        task = self.api.describe_task(cluster, params["task_arn"])
+        if task is None:
+            raise rules.TaskError("no task %s on cluster %s (DescribeTasks found none)" % (params["task_arn"], cluster))
+        self.task_definition = self.api.describe_task_definition(task["taskDefinitionArn"])
+        self._choose_followed()
+        self._existing = task
+        return None
+
+    def _choose_followed(self):
+        self.followed = rules.followed_container(self.task_definition, self.params.get("follow_container"))
         definition = next(
             (d for d in self.task_definition.get("containerDefinitions") or [] if d.get("name") == self.followed), {}
         )
         self.settings = rules.log_settings(definition)
-        self.request = rules.run_task_request(params, self.task_definition)
-        return self.request
 
     def run(self):
         """(result, failure message or None)."""
         self.prepare()
+        if self.params.get("task_arn"):
+            return self._run_existing()
         family = "%s:%s" % (self.task_definition.get("family"), self.task_definition.get("revision"))
         cluster = rules.cluster_name(self.request["cluster"])
         if self.check_mode:
@@ -258,19 +301,38 @@ class TaskRun:
             return result, None
         self.started = self.clock()
         task = self.api.run_task(self.request)
+        self.started_here = True
         self._update(task, announce="started %s on cluster %s" % (family, cluster))
         self.stream = rules.stream_name(self.settings, self.followed, self.folded["task_arn"])
         if not self.params.get("wait", True):
             result = self.partial()
             result.update(msg="started task %s (%s); not waiting" % (self.folded["task_id"], family))
             return result, None
-        timed_out = self._follow()
+        return self._outcome(self._follow(self.request["cluster"], stop_at_timeout=True))
+
+    def _run_existing(self):
+        task = self._existing
+        family = "%s:%s" % (self.task_definition.get("family"), self.task_definition.get("revision"))
+        self.started = self.clock()
+        self._update(task, announce="following %s, started by %s" % (family, task.get("startedBy") or "?"))
+        self.stream = rules.stream_name(self.settings, self.followed, self.folded["task_arn"])
+        cluster = self.params.get("cluster") or "default"
+        if self.check_mode or not self.params.get("wait", True):
+            result = self.partial()
+            result.update(msg="task %s (%s) is %s" % (self.folded["task_id"], family, self.folded["last_status"]))
+            return result, None
+        self.running_seen = rules.status_rank(self.folded["last_status"]) >= rules.status_rank("RUNNING")
+        return self._outcome(self._follow(cluster, stop_at_timeout=False))
+
+    def _outcome(self, timed_out):
         result = self.partial()
         result["timed_out"] = timed_out
         result["exit_code"] = next(
             (c.get("exit_code") for c in self.folded["containers"] if c["name"] == self.followed), None
         )
-        failed, message = rules.verdict(self.folded, self.followed, timed_out, self.params.get("timeout"))
+        failed, message = rules.verdict(
+            self.folded, self.followed, timed_out, self.params.get("timeout"), stopped=self.started_here
+        )
         result["msg"] = message
         if failed:
             last = list(self.tail)[-TAIL_IN_MESSAGE:]
@@ -319,18 +381,24 @@ class TaskRun:
             if not events or len(events) < 10000:
                 return got
 
-    def _follow(self):
-        """Follow the task to STOPPED; True when the timeout stopped it."""
+    def _follow(self, cluster, stop_at_timeout):
+        """Follow the task to STOPPED; True when the timeout passed first (the task is then
+        stopped when it was started here; one started elsewhere is left running)."""
         params = self.params
         pacing = rules.Pacing(describe_max=max(params.get("poll_max_interval") or 10.0, 1.0))
-        cluster, arn = self.request["cluster"], self.folded["task_arn"]
+        arn = self.folded["task_arn"]
         deadline = self.started + params.get("timeout", 3600)
         stop_deadline = None
         now = self.clock()
-        next_describe, next_logs = now + 1.0, now + 1.0
-        running_seen = False
+        running_seen = self.running_seen
+        next_describe, next_logs = now + 1.0, now if running_seen else now + 1.0
+        if rules.is_done({"lastStatus": self.folded["last_status"]}):
+            self._drain()
+            return False
         while True:
             now = self.clock()
+            if stop_deadline is None and now >= deadline and not stop_at_timeout:
+                return True
             if stop_deadline is None and now >= deadline:
                 self._say("timeout of %ss reached: stopping it (StopTask)" % params.get("timeout"))
                 self.api.stop_task(cluster, arn, "mlops.deploy.ecs_run_task: timeout of %ss reached" % params.get("timeout"))

@@ -45,10 +45,19 @@ options:
     default: default
   task_definition:
     description:
-      - The task definition, as C(family) (its latest C(ACTIVE) revision), C(family:revision) or
-        its ARN.
+      - The task definition to run, as C(family) (its latest C(ACTIVE) revision), C(family:revision)
+        or its ARN.
+      - Exactly one of O(task_definition) and O(task_arn) is required.
     type: str
-    required: true
+  task_arn:
+    description:
+      - Follow this task instead of running one, for example a task an EventBridge rule started:
+        its status, its log from the first line, its exit codes and the same verdict, with
+        RV(changed=false). The options that shape a new task (overrides, network, launch type,
+        tags, started_by, group) cannot go with it.
+      - When O(timeout) passes, such a task is left running (it was not started here) and the
+        module fails saying so.
+    type: str
   launch_type:
     description:
       - Where the task runs. Mutually exclusive with O(capacity_provider_strategy); with neither,
@@ -202,7 +211,7 @@ attributes:
     description: Returns details on what changed.
   idempotent:
     support: none
-    description: Each run starts a new task; it always reports V(changed).
+    description: Each run starts a new task; it always reports V(changed) (but with O(task_arn), which only follows).
   action:
     support: full
     description: Runs on the controller through an action plugin of the same name, which prints progress.
@@ -274,6 +283,12 @@ EXAMPLES = r"""
         command: ["python3", "train.py", "--epochs", "3"]
   check_mode: true
 
+- name: Follow a training task an EventBridge rule started (its log from the first line, its exit code)
+  mlops.deploy.ecs_run_task:
+    cluster: training
+    task_arn: arn:aws:ecs:eu-west-1:123456789012:task/training/5e1d0c3b2a1f4e8d9c7b6a5f4e3d2c1b
+  register: triggered
+
 - name: A failed training run shows why and its last lines; look at the whole result
   block:
     - name: Train
@@ -291,7 +306,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 changed:
-  description: Always true when a task was started (and in check mode, where it would be).
+  description: True when a task was started (and in check mode, where it would be); false with O(task_arn).
   returned: always
   type: bool
 msg:

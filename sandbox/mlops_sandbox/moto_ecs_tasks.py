@@ -193,6 +193,7 @@ class ContainerState:
         self.name = definition["name"]
         self.image = definition.get("image")
         self.image_digest = None
+        self.image_id = None  # Docker's image id (what the metadata endpoint calls ImageID)
         self.runtime_id = None
         self.last_status = "PENDING"
         self.exit_code = None
@@ -494,7 +495,7 @@ class TaskRun:
             "Name": state.name,
             "DockerName": state.docker_name,
             "Image": state.image,
-            "ImageID": state.image_digest,
+            "ImageID": state.image_id,
             "DesiredStatus": self.task.desired_status,
             "KnownStatus": state.last_status,
             "Limits": {"CPU": int(state.cpu or 0), "Memory": int(state.memory or 0)},
@@ -653,7 +654,7 @@ class TaskRun:
                 raise StartFailure(
                     f"CannotPullContainerError: unable to retrieve ecr registry auth: {exc}", name
                 ) from None
-        pulled: dict[str, str | None] = {}
+        pulled: dict[str, tuple[str | None, str | None]] = {}
         for name, image in images.items():
             self._check_stop()
             if image not in pulled:
@@ -668,20 +669,24 @@ class TaskRun:
                     raise StartFailure(pull_failure(image, result.stderr or result.stdout), name)
                 pulled[image] = self._digest(image)
             state = self._state(name)
-            state.image_digest = pulled[image]
+            state.image_digest, state.image_id = pulled[image]
         self.task.pull_stopped_at = _now()
 
     @staticmethod
-    def _digest(image: str) -> str | None:
-        out = containers.docker("image", "inspect", "--format", "{{json .RepoDigests}}", image, check=False)
-        with contextlib.suppress(ValueError):
-            repository = image.rsplit("@", 1)[0]
-            if ":" in repository.rsplit("/", 1)[-1]:
-                repository = repository.rsplit(":", 1)[0]
-            for entry in json.loads(out or "[]") or []:
-                if entry.startswith(repository + "@"):
-                    return entry.split("@", 1)[1]
-        return None
+    def _digest(image: str) -> tuple[str | None, str | None]:
+        """(the registry's manifest digest of the image, Docker's image id)."""
+        out = containers.docker("image", "inspect", "--format", "{{json .}}", image, check=False)
+        try:
+            info = json.loads(out or "{}")
+        except ValueError:
+            return None, None
+        repository = image.rsplit("@", 1)[0]
+        if ":" in repository.rsplit("/", 1)[-1]:
+            repository = repository.rsplit(":", 1)[0]
+        digest = next(
+            (e.split("@", 1)[1] for e in info.get("RepoDigests") or [] if e.startswith(repository + "@")), None
+        )
+        return digest, info.get("Id")
 
     def _state(self, name: str) -> ContainerState:
         return next(s for s in self.task.containers if s.name == name)
