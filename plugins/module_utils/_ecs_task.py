@@ -315,6 +315,7 @@ def fold(task, task_definition=None):
         "stopped_reason": task.get("stoppedReason"),
         "launch_type": task.get("launchType"),
         "started_by": task.get("startedBy"),
+        "overrides": task.get("overrides") or {},
         "created_at": _iso(task.get("createdAt")),
         "started_at": _iso(task.get("startedAt")),
         "stopping_at": _iso(task.get("stoppingAt")),

@@ -367,6 +367,10 @@ timed_out:
   description: Whether O(timeout) passed; the task was then stopped.
   returned: when the task was followed to its end
   type: bool
+overrides:
+  description: The task's overrides, as ECS returns them (C(containerOverrides) with C(environment), C(command)...).
+  returned: when a task was started
+  type: dict
 created_at:
   description: When the task was created (ISO 8601).
   returned: when a task was started

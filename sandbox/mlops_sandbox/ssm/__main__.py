@@ -48,6 +48,12 @@ def main(argv: list[str] | None = None) -> int:
     loaded = registry.load()
     dropped = control.reconcile()
     log.info("registry: %d instance(s) loaded, %d dropped (gone from EC2 or Docker)", len(loaded), len(dropped))
+    try:
+        # The sandbox's VPC and subnet exist from the start (ECS tasks in awsvpc need a
+        # subnet even when no instance was launched).
+        log.info("VPC subnet %s", control.subnet())
+    except Exception as exc:  # moto not answering: instances will make it later
+        log.warning("cannot make the sandbox's VPC yet: %s", exc)
     engine.start()
     moto_pid = Daemon("moto", config.state_dir, config.log_dir).pid()
     exists = _repository_exists(config)
