@@ -82,9 +82,15 @@ def put_object(bucket: str, key: str, body: bytes, region: str) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--output", required=True, help="s3://bucket/key of the model file")
-    parser.add_argument("--version", default=os.environ.get("MODEL_VERSION", "titanic-logreg-1"))
+    parser.add_argument("--output", required=True, help="s3://bucket/key of the model file (s3://bucket/prefix/: <version>.json)")
+    parser.add_argument("--version", help="the model's version (default: MODEL_VERSION, or titanic-<pushed digest>)")
     args = parser.parse_args()
+    pushed = os.environ.get("IMAGE_DIGEST", "")
+    version = args.version or os.environ.get("MODEL_VERSION") or (
+        f"titanic-{pushed[7:19]}" if pushed.startswith("sha256:") else "titanic-logreg-1"
+    )
+    if args.output.endswith("/"):
+        args.output += f"{version}.json"
     target = urllib.parse.urlparse(args.output)
     if target.scheme != "s3" or not target.netloc or not target.path.strip("/"):
         print(f"--output must be s3://bucket/key, not {args.output!r}", file=sys.stderr)
@@ -95,7 +101,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "model.json"
         subprocess.run(
-            [sys.executable, str(HERE / "train.py"), "--version", args.version, "--out", str(out), "--progress", "50"],
+            [sys.executable, str(HERE / "train.py"), "--version", version, "--out", str(out), "--progress", "50"],
             check=True,
         )
         body = out.read_bytes()
@@ -105,7 +111,7 @@ def main() -> int:
     except OSError as exc:
         print(f"upload to {args.output} failed: {exc}", file=sys.stderr, flush=True)
         return 3
-    print(f"model {args.version} -> {args.output} sha256 {hashlib.sha256(body).hexdigest()}", flush=True)
+    print(f"model {version} -> {args.output} sha256 {hashlib.sha256(body).hexdigest()}", flush=True)
     return 0
 
 

@@ -225,7 +225,11 @@ def check_options(params):
         raise TaskError("started_by must be 1 to %d characters (ECS's limit), not %d" % (STARTED_BY_MAX, len(started_by)))
     if len(params.get("tags") or {}) > TAGS_MAX:
         raise TaskError("ECS takes at most %d tags" % TAGS_MAX)
-    check_task_definition(params.get("task_definition"))
+    if params.get("task_arn"):
+        if not re.match(r"^arn:aws[a-z-]*:ecs:[a-z0-9-]+:\d{12}:task/\S+$", params["task_arn"]):
+            raise TaskError("task_arn %r is not an ECS task ARN (arn:aws:ecs:<region>:<account>:task/...)" % params["task_arn"])
+    else:
+        check_task_definition(params.get("task_definition"))
 
 
 def run_task_request(params, task_definition):
