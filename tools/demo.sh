@@ -11,9 +11,21 @@ export MLOPS_RELEASE_WORKDIR=$ROOT/.build/release
 
 if [ "${1:-}" = down ]; then
   mlops-sandbox down
-  docker image ls --format '{{.Repository}}:{{.Tag}}' | grep -E '\.dkr\.ecr\..*/titanic-api:' | xargs -r docker image rm -f >/dev/null
-  rm -rf "$MLOPS_RELEASE_WORKDIR"
+  docker image ls --format '{{.Repository}}:{{.Tag}}' | grep -E '\.dkr\.ecr\..*/titanic-(api|train):' | xargs -r docker image rm -f >/dev/null
+  rm -rf "$MLOPS_RELEASE_WORKDIR" "$ROOT/.build/demo-train"
   echo "demo: removed (sandbox, demo images, release build directory)"
+  exit 0
+fi
+
+if [ "${1:-}" = train ]; then
+  # `make demo-train`: no fleet needed; the training task runs as a container of the sandbox's ECS.
+  shift
+  start=$SECONDS
+  MLOPS_SANDBOX_INSTANCES=${MLOPS_SANDBOX_INSTANCES:-0} mlops-sandbox up
+  # shellcheck disable=SC1091
+  . .sandbox/env
+  ansible-playbook -i inventories/local demo/train.yml -e demo_workdir="$ROOT/.build/demo-train" "$@"
+  echo "demo-train: done in $((SECONDS - start))s (make demo-down removes it all)"
   exit 0
 fi
 

@@ -61,7 +61,8 @@ def put_object(bucket: str, key: str, body: bytes, region: str) -> str:
     now = datetime.datetime.now(datetime.UTC)
     stamp, day = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
     payload = hashlib.sha256(body).hexdigest()
-    headers = {"host": host, "x-amz-content-sha256": payload, "x-amz-date": stamp}
+    # A content type of our own: urllib's default (a form) would be parsed as one on the way.
+    headers = {"content-type": "application/json", "host": host, "x-amz-content-sha256": payload, "x-amz-date": stamp}
     if creds["token"]:
         headers["x-amz-security-token"] = creds["token"]
     signed = ";".join(sorted(headers))
