@@ -66,9 +66,7 @@ def put_object(bucket: str, key: str, body: bytes, region: str) -> str:
     if creds["token"]:
         headers["x-amz-security-token"] = creds["token"]
     signed = ";".join(sorted(headers))
-    canonical = "\n".join(
-        ["PUT", path, "", *(f"{k}:{headers[k]}" for k in sorted(headers)), "", signed, payload]
-    )
+    canonical = "\n".join(["PUT", path, "", *(f"{k}:{headers[k]}" for k in sorted(headers)), "", signed, payload])
     scope = f"{day}/{region}/s3/aws4_request"
     to_sign = "\n".join(["AWS4-HMAC-SHA256", stamp, scope, hashlib.sha256(canonical.encode()).hexdigest()])
     signing = _hmac(_hmac(_hmac(_hmac(("AWS4" + creds["secret"]).encode(), day), region), "s3"), "aws4_request")
@@ -83,12 +81,16 @@ def put_object(bucket: str, key: str, body: bytes, region: str) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--output", required=True, help="s3://bucket/key of the model file (s3://bucket/prefix/: <version>.json)")
+    parser.add_argument(
+        "--output", required=True, help="s3://bucket/key of the model file (s3://bucket/prefix/: <version>.json)"
+    )
     parser.add_argument("--version", help="the model's version (default: MODEL_VERSION, or titanic-<pushed digest>)")
     args = parser.parse_args()
     pushed = os.environ.get("IMAGE_DIGEST", "")
-    version = args.version or os.environ.get("MODEL_VERSION") or (
-        f"titanic-{pushed[7:19]}" if pushed.startswith("sha256:") else "titanic-logreg-1"
+    version = (
+        args.version
+        or os.environ.get("MODEL_VERSION")
+        or (f"titanic-{pushed[7:19]}" if pushed.startswith("sha256:") else "titanic-logreg-1")
     )
     if args.output.endswith("/"):
         args.output += f"{version}.json"

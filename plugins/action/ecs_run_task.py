@@ -57,7 +57,9 @@ class ActionModule(ActionBase):
             retry = retry_decorator()
             api = EcsApi(
                 connection.client("ecs", retry_decorator=retry),
-                lambda region: connection.client("logs", retry_decorator=retry, **({"region": region} if region else {})),
+                lambda region: connection.client(
+                    "logs", retry_decorator=retry, **({"region": region} if region else {})
+                ),
                 connection.region,
             )
             run = TaskRun(api, params, self._task.check_mode, report=display.display)

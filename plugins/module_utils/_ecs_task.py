@@ -222,12 +222,16 @@ def check_options(params):
         raise TaskError("tail_lines must be 0 or more, not %s" % params["tail_lines"])
     started_by = params.get("started_by")
     if started_by is not None and not 1 <= len(started_by) <= STARTED_BY_MAX:
-        raise TaskError("started_by must be 1 to %d characters (ECS's limit), not %d" % (STARTED_BY_MAX, len(started_by)))
+        raise TaskError(
+            "started_by must be 1 to %d characters (ECS's limit), not %d" % (STARTED_BY_MAX, len(started_by))
+        )
     if len(params.get("tags") or {}) > TAGS_MAX:
         raise TaskError("ECS takes at most %d tags" % TAGS_MAX)
     if params.get("task_arn"):
         if not re.match(r"^arn:aws[a-z-]*:ecs:[a-z0-9-]+:\d{12}:task/\S+$", params["task_arn"]):
-            raise TaskError("task_arn %r is not an ECS task ARN (arn:aws:ecs:<region>:<account>:task/...)" % params["task_arn"])
+            raise TaskError(
+                "task_arn %r is not an ECS task ARN (arn:aws:ecs:<region>:<account>:task/...)" % params["task_arn"]
+            )
     else:
         check_task_definition(params.get("task_definition"))
 
@@ -305,7 +309,9 @@ def fold(task, task_definition=None):
                 "image_digest": container.get("imageDigest"),
                 "runtime_id": container.get("runtimeId"),
                 "log_group": (settings or {}).get("group"),
-                "log_stream": stream_name(settings, container.get("name"), task.get("taskArn"), container.get("runtimeId")),
+                "log_stream": stream_name(
+                    settings, container.get("name"), task.get("taskArn"), container.get("runtimeId")
+                ),
             }
         )
     return {
@@ -449,22 +455,23 @@ class Pacing:
         self.log_min, self.log_max, self.describe_max = log_min, log_max, describe_max
         self.log_interval = log_min
         self.describe_interval = 1.0
-        self.quiet_checked = True
+        self._had_lines = False
+        self._quiet = False
 
     def after_logs(self, got_lines):
         if got_lines:
             self.log_interval = self.log_min
-            self.quiet_checked = False
+            self._had_lines, self._quiet = True, False
         else:
             self.log_interval = min(self.log_interval * 1.5, self.log_max)
+            if self._had_lines:
+                self._had_lines, self._quiet = False, True
         return self.log_interval
 
     def log_went_quiet(self):
-        """True once after lines stopped coming: read the status then."""
-        if not self.quiet_checked:
-            self.quiet_checked = True
-            return True
-        return False
+        """True once after a read found nothing where the one before found lines."""
+        quiet, self._quiet = self._quiet, False
+        return quiet
 
     def after_describe(self, changed, status):
         if changed or status not in ("RUNNING",):

@@ -270,7 +270,8 @@ class TaskRun:
         given = [option for option in RUN_OPTIONS if params.get(option)]
         if given:
             raise rules.TaskError(
-                "task_arn follows a task started elsewhere; %s shape a new task and cannot go with it" % ", ".join(given)
+                "task_arn follows a task started elsewhere; %s shape a new task and cannot go with it"
+                % ", ".join(given)
             )
         cluster = params.get("cluster") or "default"
         task = self.api.describe_task(cluster, params["task_arn"])
@@ -279,7 +280,7 @@ class TaskRun:
         self.task_definition = self.api.describe_task_definition(task["taskDefinitionArn"])
         self._choose_followed()
         self._existing = task
-        return None
+        return
 
     def _choose_followed(self):
         self.followed = rules.followed_container(self.task_definition, self.params.get("follow_container"))
@@ -297,7 +298,9 @@ class TaskRun:
         cluster = rules.cluster_name(self.request["cluster"])
         if self.check_mode:
             result = self.partial()
-            result.update(changed=True, msg="would run %s on cluster %s (check mode: nothing started)" % (family, cluster))
+            result.update(
+                changed=True, msg="would run %s on cluster %s (check mode: nothing started)" % (family, cluster)
+            )
             return result, None
         self.started = self.clock()
         task = self.api.run_task(self.request)
@@ -401,7 +404,9 @@ class TaskRun:
                 return True
             if stop_deadline is None and now >= deadline:
                 self._say("timeout of %ss reached: stopping it (StopTask)" % params.get("timeout"))
-                self.api.stop_task(cluster, arn, "mlops.deploy.ecs_run_task: timeout of %ss reached" % params.get("timeout"))
+                self.api.stop_task(
+                    cluster, arn, "mlops.deploy.ecs_run_task: timeout of %ss reached" % params.get("timeout")
+                )
                 stop_deadline = now + self._stop_timeout() + STOP_GRACE
                 next_describe = now
             if stop_deadline is not None and now >= stop_deadline:
@@ -414,7 +419,9 @@ class TaskRun:
             if now >= next_describe:
                 task = self.api.describe_task(cluster, arn)
                 if task is None:
-                    raise rules.TaskError("task %s is gone from cluster %s (DescribeTasks found nothing)" % (arn, cluster))
+                    raise rules.TaskError(
+                        "task %s is gone from cluster %s (DescribeTasks found nothing)" % (arn, cluster)
+                    )
                 if running_seen and rules.status_rank(task.get("lastStatus")) > rules.status_rank("RUNNING"):
                     self._read_logs()  # its last lines before the news that it stopped
                 changed = self._update(task)

@@ -230,7 +230,9 @@ class EventsApi:
         answer = self.events.put_targets(aws_retry=True, Rule=rule, EventBusName=bus, Targets=[target])
         if answer.get("FailedEntryCount"):
             entry = answer["FailedEntries"][0]
-            raise EventBridgeError("PutTargets refused %s: %s %s" % (target["Id"], entry.get("ErrorCode"), entry.get("ErrorMessage")))
+            raise EventBridgeError(
+                "PutTargets refused %s: %s %s" % (target["Id"], entry.get("ErrorCode"), entry.get("ErrorMessage"))
+            )
 
     def remove_target(self, rule, bus, target_id):
         self.events.remove_targets(aws_retry=True, Rule=rule, EventBusName=bus, Ids=[target_id])
@@ -278,9 +280,7 @@ def ensure(api, params, check_mode):
     pattern = event_pattern(params.get("event_pattern"))
     wanted_state = "ENABLED" if params.get("enabled", True) else "DISABLED"
     if current_rule is None and pattern is None:
-        raise EventBridgeError(
-            "rule %s does not exist on event bus %s: give event_pattern to create it" % (rule, bus)
-        )
+        raise EventBridgeError("rule %s does not exist on event bus %s: give event_pattern to create it" % (rule, bus))
     rule_arn = (current_rule or {}).get("Arn")
     if pattern is not None:
         rule_changed = current_rule is None or not (
@@ -291,7 +291,11 @@ def ensure(api, params, check_mode):
         if rule_changed:
             changed = True
             diff_before["rule"] = _rule_view(current_rule)
-            diff_after["rule"] = {"EventPattern": pattern, "State": wanted_state, "Description": params.get("description")}
+            diff_after["rule"] = {
+                "EventPattern": pattern,
+                "State": wanted_state,
+                "Description": params.get("description"),
+            }
             if not check_mode:
                 rule_arn = api.put_rule(rule, bus, pattern, params.get("description"), wanted_state)
     cluster_arn = api.cluster_arn(params["cluster"])

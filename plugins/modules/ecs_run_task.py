@@ -51,10 +51,10 @@ options:
     type: str
   task_arn:
     description:
-      - Follow this task instead of running one, for example a task an EventBridge rule started:
+      - "Follow this task instead of running one, for example a task an EventBridge rule started:
         its status, its log from the first line, its exit codes and the same verdict, with
         RV(changed=false). The options that shape a new task (overrides, network, launch type,
-        tags, started_by, group) cannot go with it.
+        tags, started_by, group) cannot go with it."
       - When O(timeout) passes, such a task is left running (it was not started here) and the
         module fails saying so.
     type: str
@@ -205,7 +205,7 @@ notes:
 attributes:
   check_mode:
     support: full
-    description: In check mode the options, the cluster, the task definition and the overrides are checked; nothing runs.
+    description: Check mode checks the options, the cluster, the task definition and the overrides; nothing runs.
   diff_mode:
     support: none
     description: Returns details on what changed.
@@ -355,8 +355,8 @@ stop_code:
   type: str
 stopped_reason:
   description:
-    - ECS's stoppedReason, for example C(Essential container in task exited) or
-      C(CannotPullContainerError: ...).
+    - "ECS's stoppedReason, for example C(Essential container in task exited) or
+      C(CannotPullContainerError: ...)."
   returned: when a task was started
   type: str
 exit_code:
@@ -418,7 +418,7 @@ containers:
       description: Its exit code (137 when it was killed after its stopTimeout); V(null) when it never ran.
       type: int
     reason:
-      description: Why it stopped, when ECS says (C(CannotPullContainerError: ...), C(OutOfMemoryError: ...)).
+      description: "Why it stopped, when ECS says (C(CannotPullContainerError: ...), C(OutOfMemoryError: ...))."
       type: str
     image:
       description: The image it ran.
@@ -462,7 +462,10 @@ statuses:
   returned: always
   type: list
   elements: dict
-  sample: [{"status": "PROVISIONING", "after": 0.0}, {"status": "RUNNING", "after": 2.1}, {"status": "STOPPED", "after": 14.8}]
+  sample:
+    - {"status": "PROVISIONING", "after": 0.0}
+    - {"status": "RUNNING", "after": 2.1}
+    - {"status": "STOPPED", "after": 14.8}
 api_calls:
   description: The AWS calls made, by operation.
   returned: always

@@ -10,10 +10,10 @@ module: eventbridge_ecs_target
 short_description: An EventBridge rule that runs an ECS task (Fargate included), with its input
 version_added: 0.1.0
 description:
-  - Puts one ECS task target, identified by O(target_id), on an EventBridge rule, with the whole
+  - "Puts one ECS task target, identified by O(target_id), on an EventBridge rule, with the whole
     of EventBridge's ECS parameters: launch type or capacity providers, the C(awsvpc) network
     configuration a Fargate task needs, platform version, tags, and the target's input, which
-    becomes the task's overrides.
+    becomes the task's overrides."
   - "O(environment_from_event) sets environment variables of one container from the event (an
     input transformer built for you), for example the digest and tag of the image an
     C(ECR Image Action) event announces: C({IMAGE_DIGEST: $.detail.image-digest})."
@@ -131,8 +131,8 @@ options:
     default: {}
   input:
     description:
-      - Constant input, the task's overrides as the ECS API takes them (a mapping or its JSON), for
-        example C({containerOverrides: [{name: train, command: [...]}]}).
+      - "Constant input, the task's overrides as the ECS API takes them (a mapping or its JSON), for
+        example C({containerOverrides: [{name: train, command: [...]}]})."
       - Only one of O(input), O(input_transformer) and O(environment_from_event).
     type: raw
   input_transformer:
@@ -149,8 +149,8 @@ options:
         required: true
   environment_from_event:
     description:
-      - Environment variables of O(container) taken from the event, as C(NAME: $.json.path). Builds the
-        input transformer C({"containerOverrides": [{"name": <container>, "environment": [...]}]}).
+      - "Environment variables of O(container) taken from the event, as C(NAME: $.json.path). Builds the
+        input transformer C({\"containerOverrides\": [{\"name\": <container>, \"environment\": [...]}]})."
     type: dict
   container:
     description:
@@ -234,7 +234,9 @@ EXAMPLES = r"""
     input_transformer:
       input_paths_map:
         digest: $.detail.image-digest
-      input_template: '{"containerOverrides": [{"name": "train", "command": ["python3", "train.py", "--image", "<digest>"]}]}'
+      input_template: >-
+        {"containerOverrides": [{"name": "train",
+        "command": ["--output", "s3://acme-models/titanic/", "--version", "<digest>"]}]}
 
 - name: Remove the target (the rule stays)
   mlops.deploy.eventbridge_ecs_target:
@@ -266,7 +268,8 @@ target:
       LaunchType: FARGATE
     InputTransformer:
       InputPathsMap: {image_digest: $.detail.image-digest}
-      InputTemplate: '{"containerOverrides":[{"name":"train","environment":[{"name":"IMAGE_DIGEST","value":"<image_digest>"}]}]}'
+      InputTemplate: >-
+        {"containerOverrides":[{"name":"train","environment":[{"name":"IMAGE_DIGEST","value":"<image_digest>"}]}]}
 diff:
   description: The rule and target before and after (with C(--diff)).
   returned: always

@@ -53,6 +53,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import datetime
+import inspect
 import ipaddress
 import json
 import logging
@@ -149,7 +150,9 @@ def check_overrides(task_definition: dict, overrides: dict | None) -> None:
     names = {d.get("name") for d in task_definition.get("containerDefinitions") or []}
     for item in (overrides or {}).get("containerOverrides") or []:
         if item.get("name") not in names:
-            raise ValueError(f"Override for container named {item.get('name')} is not a container in the TaskDefinition.")
+            raise ValueError(
+                f"Override for container named {item.get('name')} is not a container in the TaskDefinition."
+            )
 
 
 def pull_failure(image: str, stderr: str) -> str:
@@ -560,7 +563,8 @@ class TaskRun:
                 self.execution_credentials = agent.assume(self.execution_role_arn, f"ecs-{self.task.id}", self.region)
             except (BotoCoreError, ClientError) as exc:
                 raise StartFailure(
-                    f"ResourceInitializationError: unable to assume the task execution role {self.execution_role_arn}: {exc}"
+                    "ResourceInitializationError: unable to assume the task execution role "
+                    f"{self.execution_role_arn}: {exc}"
                 ) from None
         self.shipper = LogShipper(agent.client("logs", self.execution_credentials, self.region))
         self._create_log_streams()
@@ -588,7 +592,9 @@ class TaskRun:
                 break
             except SandboxError as exc:
                 if "already in use" not in str(exc):
-                    raise StartFailure(f"ResourceInitializationError: cannot create the task's network: {exc}") from None
+                    raise StartFailure(
+                        f"ResourceInitializationError: cannot create the task's network: {exc}"
+                    ) from None
         else:
             raise StartFailure("ResourceInitializationError: no free address for the task's network interface")
         self.network_container = name
@@ -906,6 +912,7 @@ def install(config: Config) -> Agent:
         log.info("removed %d container(s) of an earlier moto's tasks", removed)
     backend_class = ecs.EC2ContainerServiceBackend
     run_task = backend_class.run_task
+    signature = inspect.signature(run_task)
     stop_task = backend_class.stop_task
     requirements = backend_class._calculate_task_resource_requirements  # noqa: SLF001
 
@@ -930,8 +937,13 @@ def install(config: Config) -> Agent:
             check_overrides({"containerDefinitions": task_definition.container_definitions}, overrides)
         except ValueError as exc:
             raise InvalidParameterException(str(exc)) from None
+        # AWS takes an awsvpcConfiguration without security groups (the VPC's default one).
+        bound = signature.bind(self, cluster_str, task_definition_str, count, overrides, *args, **kwargs)
+        vpc = (bound.arguments.get("networking_configuration") or {}).get("awsvpcConfiguration")
+        if vpc is not None:
+            vpc.setdefault("securityGroups", [])
         try:
-            tasks = run_task(self, cluster_str, task_definition_str, count, overrides, *args, **kwargs)
+            tasks = run_task(*bound.args, **bound.kwargs)
         except JsonRESTError:
             raise
         except Exception as exc:

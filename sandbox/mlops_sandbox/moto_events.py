@@ -116,7 +116,9 @@ def target_input(target: dict, event: dict, rule_name: str, rule_arn: str) -> st
             "aws.events.event": event,
             "aws.events.event.json": event,
         }
-        return transform(transformer.get("InputTemplate") or "", transformer.get("InputPathsMap") or {}, event, predefined)
+        return transform(
+            transformer.get("InputTemplate") or "", transformer.get("InputPathsMap") or {}, event, predefined
+        )
     return None
 
 
@@ -209,7 +211,9 @@ def install(config, agent) -> None:
         if ecs_targets and self.event_pattern.matches_event(original_event):
             event = copy.deepcopy(original_event)
             if isinstance(event.get("time"), (int, float)):
-                event["time"] = datetime.datetime.fromtimestamp(event["time"], datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+                event["time"] = datetime.datetime.fromtimestamp(event["time"], datetime.UTC).strftime(
+                    "%Y-%m-%dT%H:%M:%SZ"
+                )
             for target in ecs_targets:
                 threading.Thread(
                     target=invoke,

@@ -62,7 +62,9 @@ class EcrEvents:
                 log.info("push to %s: no such ECR repository in moto, no event", repository)
                 continue
             answer = self.events.put_events(
-                Entries=[{"Source": "aws.ecr", "DetailType": DETAIL_TYPE, "Detail": json.dumps(detail), "Resources": []}]
+                Entries=[
+                    {"Source": "aws.ecr", "DetailType": DETAIL_TYPE, "Detail": json.dumps(detail), "Resources": []}
+                ]
             )
             if answer.get("FailedEntryCount"):
                 log.warning("EventBridge refused the ECR event %s: %s", detail, answer.get("Entries"))

@@ -269,7 +269,9 @@ class Handler(BaseHTTPRequestHandler):
             ("POST", "/_sandbox/faults/clear"): lambda: _done(faults.clear(), faults.state()),
             ("GET", "/_sandbox/calls"): faults.counters,
             # The registry's push notifications (registry.py), as ECR's events (ecr_events.py).
-            ("POST", "/_sandbox/ecr/events"): lambda: svc.ecr_events.handle(body) if svc.ecr_events else {"emitted": []},
+            ("POST", "/_sandbox/ecr/events"): lambda: (
+                svc.ecr_events.handle(body) if svc.ecr_events else {"emitted": []}
+            ),
             ("POST", "/_sandbox/calls/reset"): faults.reset_counters,
             ("DELETE", "/_sandbox/calls"): faults.reset_counters,
         }
