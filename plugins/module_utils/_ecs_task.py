@@ -52,6 +52,8 @@ STOP_CODE_MEANINGS = {
     "TerminationNotice": "its capacity was terminated",
 }
 LAUNCH_TYPES = ("FARGATE", "EC2", "EXTERNAL")
+# Exit codes of a container that ECS stopped (SIGKILL, SIGTERM).
+STOPPED_EXIT_CODES = (137, 143)
 STARTED_BY_MAX = 36
 TAGS_MAX = 50
 _FAMILY = r"[A-Za-z0-9_-]{1,255}"
@@ -410,8 +412,17 @@ def verdict(folded, followed=None, timed_out=False, timeout=None, stopped=True):
     essentials = [c for c in containers if c.get("essential") is not False]
     failed = [c for c in essentials if c.get("exit_code") not in (0, None)]
     if failed:
-        parts = ", ".join("%s exited with code %s" % (c["name"], c["exit_code"]) for c in failed)
-        return True, "task %s failed: essential container %s" % (name, parts)
+        # The one that exited by itself first; those ECS stopped after it (SIGTERM 143,
+        # SIGKILL 137) after, as what came with it.
+        first = [c for c in failed if c["exit_code"] not in STOPPED_EXIT_CODES] or failed
+        message = "task %s failed: essential container %s" % (
+            name,
+            ", ".join("%s exited with code %s" % (c["name"], c["exit_code"]) for c in first),
+        )
+        rest = [c for c in failed if c not in first]
+        if rest:
+            message += "; stopped with it: %s" % ", ".join("%s (%s)" % (c["name"], c["exit_code"]) for c in rest)
+        return True, message
     silent = [c for c in essentials if c.get("exit_code") is None]
     if silent:
         first = silent[0]

@@ -70,7 +70,9 @@ AWS_DOCUMENTED = {
         "lastStatus": "STOPPED",
         "stopCode": "EssentialContainerExited",
         "stoppedReason": "Essential container in task exited",
-        "containers": [{"name": "train", "lastStatus": "STOPPED", "reason": "DockerTimeoutError: could not transition"}],
+        "containers": [
+            {"name": "train", "lastStatus": "STOPPED", "reason": "DockerTimeoutError: could not transition"}
+        ],
     },
     "resource_initialization": {
         "taskArn": "arn:aws:ecs:eu-west-1:123456789012:task/training/3a1b2c3d4e5f",
@@ -210,7 +212,9 @@ def test_stream_name(settings, runtime, expected):
 
 
 def test_log_settings_come_from_the_awslogs_options_only():
-    definition = {"logConfiguration": {"logDriver": "awslogs", "options": {"awslogs-group": "/g", "awslogs-region": "r"}}}
+    definition = {
+        "logConfiguration": {"logDriver": "awslogs", "options": {"awslogs-group": "/g", "awslogs-region": "r"}}
+    }
     assert et.log_settings(definition) == {"group": "/g", "region": "r", "prefix": None}
     assert et.log_settings({"logConfiguration": {"logDriver": "json-file"}}) is None
     assert et.log_settings({}) is None
@@ -220,7 +224,10 @@ def test_the_followed_container_is_the_first_essential_one_unless_named():
     task_definition, _ = scenario("non_essential_fails")
     assert et.followed_container(task_definition) == "trainer"
     assert et.followed_container(task_definition, "helper") == "helper"
-    with pytest.raises(et.TaskError, match=r"follow_container 'nope' is not a container of .*fixture-non-essential-fails:\d+ \(it has trainer, helper\)"):
+    with pytest.raises(
+        et.TaskError,
+        match=r"follow_container 'nope' is not a container of .*fixture-non-essential-fails:\d+ \(it has trainer, helper\)",
+    ):
         et.followed_container(task_definition, "nope")
 
 
@@ -272,7 +279,9 @@ def test_run_task_request_from_the_options():
 
 def test_capacity_provider_strategy_in_the_request():
     task_definition, _ = scenario("exit_3")
-    params = dict(PARAMS, launch_type=None, capacity_provider_strategy=[{"capacity_provider": "FARGATE_SPOT", "weight": 1}])
+    params = dict(
+        PARAMS, launch_type=None, capacity_provider_strategy=[{"capacity_provider": "FARGATE_SPOT", "weight": 1}]
+    )
     request = et.run_task_request(params, task_definition)
     assert request["capacityProviderStrategy"] == [{"capacityProvider": "FARGATE_SPOT", "weight": 1}]
     assert "launchType" not in request
@@ -413,7 +422,9 @@ def test_the_follow_loop_on_a_recorded_failure_returns_the_exit_code_and_the_las
 
 def test_the_timeout_stops_the_task_and_says_so():
     api = Replay("stopped_by_user", stop_after=3)  # the task stays RUNNING until StopTask
-    runner = run.TaskRun(api, _params(task_definition="fixture-stopped-by-user", timeout=30), clock=api.clock, sleep=api.sleep)
+    runner = run.TaskRun(
+        api, _params(task_definition="fixture-stopped-by-user", timeout=30), clock=api.clock, sleep=api.sleep
+    )
     result, failure = runner.run()
     assert api.stopped == "mlops.deploy.ecs_run_task: timeout of 30s reached"
     assert result["timed_out"] is True
@@ -443,7 +454,9 @@ def test_wait_false_returns_the_task_at_once():
 def test_following_a_task_started_elsewhere_changes_nothing():
     api = Replay("success", lines=["start", "done"])
     api.at = 2
-    params = _params(task_definition=None, task_arn=api.snapshots[0]["taskArn"], launch_type=None, network_configuration=None)
+    params = _params(
+        task_definition=None, task_arn=api.snapshots[0]["taskArn"], launch_type=None, network_configuration=None
+    )
     result, failure = run.TaskRun(api, params, clock=api.clock, sleep=api.sleep).run()
     assert failure is None
     assert result["changed"] is False
@@ -456,3 +469,16 @@ def test_following_refuses_the_options_of_a_new_task():
     params = _params(task_definition=None, task_arn=api.snapshots[0]["taskArn"], launch_type=None)
     with pytest.raises(et.TaskError, match="task_arn follows a task started elsewhere; network_configuration"):
         run.TaskRun(api, params).run()
+
+
+def test_the_container_that_failed_first_is_named_first_and_those_stopped_with_it_after():
+    folded, _ = final("two_essential_one_fails")
+    by_name = {c["name"]: c for c in folded["containers"]}
+    by_name["trainer"]["exit_code"] = 137  # killed after its stopTimeout when sidecar exited
+    failed, message = et.verdict(folded, "trainer")
+    assert failed
+    assert (
+        message
+        == "task %s failed: essential container sidecar exited with code 7; stopped with it: trainer (137)"
+        % (folded["task_id"])
+    )

@@ -79,8 +79,12 @@ def test_a_revision_is_pinned_and_any_difference_is_a_change():
 
 
 def test_constant_input_and_a_hand_written_transformer():
-    constant = dict(PARAMS, environment_from_event=None, input={"containerOverrides": [{"name": "train", "command": ["x"]}]})
-    assert json.loads(eb.ecs_target(constant, CLUSTER, TASK_DEFINITION)["Input"])["containerOverrides"][0]["command"] == ["x"]
+    constant = dict(
+        PARAMS, environment_from_event=None, input={"containerOverrides": [{"name": "train", "command": ["x"]}]}
+    )
+    assert json.loads(eb.ecs_target(constant, CLUSTER, TASK_DEFINITION)["Input"])["containerOverrides"][0][
+        "command"
+    ] == ["x"]
     transformer = dict(
         PARAMS,
         environment_from_event=None,
@@ -100,7 +104,11 @@ def test_constant_input_and_a_hand_written_transformer():
         ({"container": "nope"}, et.TaskError, "follow_container 'nope' is not a container"),
         ({"input": "{not json", "environment_from_event": None}, eb.EventBridgeError, "input must be JSON"),
         ({"network_configuration": None}, eb.EventBridgeError, "awsvpc network mode"),
-        ({"input": {"a": 1}}, eb.EventBridgeError, "give only one of input, input_transformer and environment_from_event"),
+        (
+            {"input": {"a": 1}},
+            eb.EventBridgeError,
+            "give only one of input, input_transformer and environment_from_event",
+        ),
     ],
 )
 def test_bad_targets_say_what_to_fix(change, error, message):
