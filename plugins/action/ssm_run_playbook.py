@@ -14,7 +14,8 @@ ends, so the action plugin does the module's work itself, with the same pieces:
 - the boto3 clients come from amazon.aws's ``AWSPluginBase`` (``_aws_connection_info``
   and ``_boto3_conn``, what ``AnsibleAWSModule.client()`` uses), so region, profile,
   endpoint_url, credentials, CA bundle and ``aws_config`` mean the same here;
-- the work is ``_ssm_rollout.run_playbook``, the same call the module's ``main()`` makes.
+- the clients and the calls are ``_ssm_api.connect``'s, the work ``_ssm_rollout.Rollout``'s: the
+  same two calls the module's ``main()`` makes.
 """
 
 from __future__ import annotations
@@ -30,13 +31,9 @@ from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import HAS_BOTO3
 
-from ansible_collections.mlops.deploy.plugins.module_utils._ssm_rollout import (
-    SPEC_RULES,
-    Rollout,
-    SsmApi,
-    argument_spec,
-    retry_decorator,
-)
+from ansible_collections.mlops.deploy.plugins.module_utils._ssm_api import connect
+from ansible_collections.mlops.deploy.plugins.module_utils._ssm_options import SPEC_RULES, RolloutOptions, argument_spec
+from ansible_collections.mlops.deploy.plugins.module_utils._ssm_rollout import Rollout
 from ansible_collections.mlops.deploy.plugins.module_utils._ssm_run import SsmRunError
 from ansible_collections.mlops.deploy.plugins.plugin_utils._aws_action import (
     Connection,
@@ -51,7 +48,7 @@ class ActionModule(ActionBase):
     _supports_check_mode = True
     _supports_async = False
 
-    def run(self, tmp=None, task_vars=None):
+    def run(self, tmp: str | None = None, task_vars: dict | None = None) -> dict:
         result = super().run(tmp, task_vars)
         del tmp
         if not HAS_BOTO3:
@@ -59,15 +56,8 @@ class ActionModule(ActionBase):
         with task_environment(self):
             params = validated_options(self, argument_spec(), SPEC_RULES)
             connection = Connection(params)
-            retry = retry_decorator()
-            region = connection.region
-            api = SsmApi(
-                connection.client("ssm", retry_decorator=retry),
-                lambda: connection.client("ec2", retry_decorator=retry),
-                lambda: connection.client("logs", retry_decorator=retry),
-                region,
-            )
-            rollout = Rollout(api, params, self._task.check_mode, report=self._progress)
+            api = connect(connection.client, connection.region)
+            rollout = Rollout(api, RolloutOptions.from_params(params), self._task.check_mode, report=self._progress)
             try:
                 outcome, failure = rollout.run()
             except SsmRunError as exc:
@@ -82,5 +72,5 @@ class ActionModule(ActionBase):
         return result
 
     @staticmethod
-    def _progress(line):
+    def _progress(line: str) -> None:
         display.display(line)

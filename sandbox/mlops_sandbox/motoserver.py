@@ -16,10 +16,13 @@ MARKER = "mlops_sandbox.moto_main"
 CODE = (
     "moto_main.py",
     "moto_ecs.py",
+    "moto_record.py",
+    "arns.py",
+    "calls.py",
+    "config.py",
     "moto_ecs_tasks.py",
     "ecs_relay.py",
     "moto_events.py",
-    "config.py",
     "containers.py",
 )
 

@@ -125,14 +125,17 @@ def test_exit_0_returns_its_log_lines(playbook, ecs_env):
     assert result["log_lines"] == ["line 1", "line 2", "line 3"]
     assert result["log_stream"] == f"ok/job/{result['task_id']}"
     assert [s["status"] for s in result["statuses"]][0] == "PROVISIONING"
-    assert "RUNNING" in [s["status"] for s in result["statuses"]] and result["statuses"][-1]["status"] == "STOPPED"
+    assert "RUNNING" in [s["status"] for s in result["statuses"]]
+    assert result["statuses"][-1]["status"] == "STOPPED"
     assert result["duration"] >= 2
     # Live lines while it ran, and the same lines in CloudWatch.
-    assert "[job] line 1" in output and "[job] line 3" in output
+    assert "[job] line 1" in output
+    assert "[job] line 3" in output
     assert f"ecs task {result['task_id'][:8]}: RUNNING" in output
     assert stream_messages(ecs_env, result["log_stream"]) == ["line 1", "line 2", "line 3"]
     task = ecs_env["ecs"].describe_tasks(cluster=ecs_env["cluster"], tasks=[result["task_arn"]])["tasks"][0]
-    assert task["lastStatus"] == "STOPPED" and task["containers"][0]["exitCode"] == 0
+    assert task["lastStatus"] == "STOPPED"
+    assert task["containers"][0]["exitCode"] == 0
 
 
 def test_exit_3_fails_with_the_exit_code_and_the_last_lines(playbook, ecs_env):
@@ -142,7 +145,8 @@ def test_exit_3_fails_with_the_exit_code_and_the_last_lines(playbook, ecs_env):
     first = result["msg"].splitlines()[0]
     assert first == f"task {result['task_id']} failed: essential container job exited with code 3"
     assert result["msg"].splitlines()[-2:] == ["  step 7", "  giving up"]
-    assert result["exit_code"] == 3 and result["containers"][0]["exit_code"] == 3
+    assert result["exit_code"] == 3
+    assert result["containers"][0]["exit_code"] == 3
     assert result["log_lines"] == ["step 6", "step 7", "giving up"]
     assert "container job exited with code 3" in output
 
@@ -157,7 +161,8 @@ def test_a_missing_image_fails_with_cannot_pull_container_error(playbook, ecs_en
     )
     assert "not found" in result["msg"]
     assert result["stop_code"] == "TaskFailedToStart"
-    assert result["exit_code"] is None and result["containers"][0]["reason"].startswith("CannotPullContainerError")
+    assert result["exit_code"] is None
+    assert result["containers"][0]["reason"].startswith("CannotPullContainerError")
     assert result["log_lines"] == []
 
 
@@ -168,7 +173,8 @@ def test_the_timeout_stops_the_task_and_says_so(playbook, ecs_env):
     started = time.monotonic()
     result, output = run_module(playbook, ecs_env, args(ecs_env, td, timeout=25))
     assert time.monotonic() - started < 120
-    assert result["failed"] is True and result["timed_out"] is True
+    assert result["failed"] is True
+    assert result["timed_out"] is True
     assert result["msg"].startswith(
         f"task {result['task_id']} did not finish within the timeout of 25s; it was stopped"
     )
@@ -189,11 +195,13 @@ def test_two_essential_containers_one_failing(playbook, ecs_env):
     result, _ = run_module(playbook, ecs_env, args(ecs_env, td))
     assert result["failed"] is True
     assert result["msg"].startswith(
-        f"task {result['task_id']} failed: essential container sidecar exited with code 7; stopped with it: trainer (137)"
+        f"task {result['task_id']} failed: essential container sidecar exited with code 7;"
+        " stopped with it: trainer (137)"
     )
     codes = {c["name"]: c["exit_code"] for c in result["containers"]}
     assert codes == {"trainer": 137, "sidecar": 7}
-    assert result["followed_container"] == "trainer" and result["log_lines"] == ["training"]
+    assert result["followed_container"] == "trainer"
+    assert result["log_lines"] == ["training"]
     assert result["stop_code"] == "EssentialContainerExited"
 
 
@@ -238,7 +246,8 @@ def test_check_mode_runs_nothing(playbook, ecs_env):
     before = tasks_of(ecs_env)
     result, _ = run_module(playbook, ecs_env, args(ecs_env, td), check=True)
     assert not result.get("failed"), result["msg"]
-    assert result["changed"] is True and result["check_mode"] is True
+    assert result["changed"] is True
+    assert result["check_mode"] is True
     assert result["msg"].startswith(f"would run {td['family']}:{td['revision']} on cluster {ecs_env['cluster']}")
     assert result["run_task_request"]["taskDefinition"] == td["taskDefinitionArn"]
     assert "task_arn" not in result
@@ -249,7 +258,8 @@ def test_wait_false_returns_the_task_arn_at_once(playbook, ecs_env):
     td = register(ecs_env, "nowait", [("job", "sleep 3; echo finished")])
     result, _ = run_module(playbook, ecs_env, args(ecs_env, td, wait=False))
     assert not result.get("failed"), result["msg"]
-    assert result["changed"] is True and result["last_status"] == "PROVISIONING"
+    assert result["changed"] is True
+    assert result["last_status"] == "PROVISIONING"
     assert result["log_stream"] == f"nowait/job/{result['task_id']}"
     waiter = ecs_env["ecs"].get_waiter("tasks_stopped")
     waiter.wait(cluster=ecs_env["cluster"], tasks=[result["task_arn"]], WaiterConfig={"Delay": 1, "MaxAttempts": 90})
@@ -263,9 +273,11 @@ def test_following_a_task_started_elsewhere(playbook, ecs_env):
         startedBy="someone-else", networkConfiguration={"awsvpcConfiguration": {"subnets": [ecs_env["subnet"]]}},
     )["tasks"][0]  # fmt: skip
     result, _ = run_module(playbook, ecs_env, {"cluster": ecs_env["cluster"], "task_arn": task["taskArn"]})
-    assert result["failed"] is True and result["changed"] is False
+    assert result["failed"] is True
+    assert result["changed"] is False
     assert "essential container job exited with code 4" in result["msg"]
-    assert result["log_lines"] == ["one", "two"] and result["started_by"] == "someone-else"
+    assert result["log_lines"] == ["one", "two"]
+    assert result["started_by"] == "someone-else"
 
 
 # --------------------------------------------------------------------------- bad input

@@ -74,9 +74,11 @@ def test_train_yml_trains_the_image_pinned_by_digest_and_records_the_run(playboo
     assert "[train] epoch    0/600" in result.stdout
     assert f"-> s3://mlops-releases-local/models/titanic/titanic-{digest[7:19]}.json" in result.stdout
     got = record(aws)
-    assert got["result"] == "success" and got["deployed_by"] == "integration-test"
+    assert got["result"] == "success"
+    assert got["deployed_by"] == "integration-test"
     assert got["digests"]["train"] == f"{registry.registry}/titanic-train@{digest}"
-    assert got["extra"]["exit_code"] == 0 and got["extra"]["trigger"] == "train.yml"
+    assert got["extra"]["exit_code"] == 0
+    assert got["extra"]["trigger"] == "train.yml"
     assert got["extra"]["image_tag"] == tag
     task = aws("ecs").describe_tasks(cluster=CLUSTER, tasks=[got["extra"]["task_arn"]])["tasks"][0]
     assert task["containers"][0]["image"].endswith(f"titanic-train@{digest}")  # pinned, not the tag
@@ -128,9 +130,11 @@ def test_a_push_of_the_trigger_tag_trains_and_train_yml_records_its_digest(playb
     result = play(playbook, "train.yml", "-e", f"task_arn={arns[0]}")
     assert f"[train] started by the push of latest ({digest})" in result.stdout
     got = record(aws)
-    assert got["release_id"] == f"train-{task_id}" and got["result"] == "success"
+    assert got["release_id"] == f"train-{task_id}"
+    assert got["result"] == "success"
     assert got["digests"]["train"] == f"{registry.registry}/titanic-train@{digest}"
-    assert got["extra"]["pushed_digest"] == digest and got["extra"]["trigger"] == "push"
+    assert got["extra"]["pushed_digest"] == digest
+    assert got["extra"]["trigger"] == "push"
 
     # Its output is in CloudWatch, in the awslogs stream of the training container.
     events = aws("logs").get_log_events(

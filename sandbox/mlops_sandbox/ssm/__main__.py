@@ -59,7 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     exists = _repository_exists(config)
     ecr = EcrImages(config, exists)
     events = EcrEvents(config, exists)
-    service = Service(api, control, faults, ("127.0.0.1", config.moto_port), code_digest(), moto_pid, ecr, events)
+    service = Service(
+        api, control, faults, ("127.0.0.1", config.moto_port), code_digest(), moto_pid, ecr, config, events
+    )
     server = make_server(service, config.bind_host, config.ssm_port)
     log.info(
         "SSM service for sandbox %s on %s:%d (moto on :%d)",

@@ -116,7 +116,8 @@ def test_a_task_stopped_by_someone_whose_container_exited_0_is_still_a_failure()
     folded["containers"][0]["exit_code"] = 0  # it handled SIGTERM
     failed, message = et.verdict(folded, "job")
     assert failed
-    assert "UserInitiated" in message and "stopped by the fixture capture" in message
+    assert "UserInitiated" in message
+    assert "stopped by the fixture capture" in message
 
 
 @pytest.mark.parametrize(
@@ -145,7 +146,8 @@ def test_the_timeout_verdict_says_whether_the_task_was_stopped():
     )
     running = dict(folded, last_status="RUNNING")
     failed, message = et.verdict(running, "job", timed_out=True, timeout=60, stopped=False)
-    assert failed and "still RUNNING; left running" in message
+    assert failed
+    assert "still RUNNING; left running" in message
 
 
 def test_start_failure_is_read_from_the_stop_code_and_the_reasons():
@@ -226,7 +228,8 @@ def test_the_followed_container_is_the_first_essential_one_unless_named():
     assert et.followed_container(task_definition, "helper") == "helper"
     with pytest.raises(
         et.TaskError,
-        match=r"follow_container 'nope' is not a container of .*fixture-non-essential-fails:\d+ \(it has trainer, helper\)",
+        match=r"follow_container 'nope' is not a container of .*fixture-non-essential-fails:\d+"
+        r" \(it has trainer, helper\)",
     ):
         et.followed_container(task_definition, "nope")
 
@@ -437,16 +440,19 @@ def test_check_mode_resolves_and_checks_but_runs_nothing():
     api = Replay("exit_3")
     result, failure = run.TaskRun(api, _params(), check_mode=True, clock=api.clock, sleep=api.sleep).run()
     assert failure is None
-    assert result["changed"] is True and result["check_mode"] is True
+    assert result["changed"] is True
+    assert result["check_mode"] is True
     assert result["run_task_request"]["taskDefinition"] == api.task_definition["taskDefinitionArn"]
-    assert "RunTask" not in api.calls and "DescribeTasks" not in api.calls
+    assert "RunTask" not in api.calls
+    assert "DescribeTasks" not in api.calls
 
 
 def test_wait_false_returns_the_task_at_once():
     api = Replay("success")
     result, failure = run.TaskRun(api, _params(task_definition="fixture-success", wait=False)).run()
     assert failure is None
-    assert result["task_arn"] and result["last_status"] == "PROVISIONING"
+    assert result["task_arn"]
+    assert result["last_status"] == "PROVISIONING"
     assert result["log_stream"] == "success/job/%s" % result["task_id"]
     assert "DescribeTasks" not in api.calls
 
