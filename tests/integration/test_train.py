@@ -11,6 +11,8 @@ import time
 
 import pytest
 
+from mlops_sandbox.client import Sandbox
+
 from .conftest import ROOT, assert_play_ok
 from .deploy_support import RegistryClient, ecr_credentials, ensure_repository, run
 
@@ -94,7 +96,7 @@ def test_train_yml_trains_the_image_pinned_by_digest_and_records_the_run(playboo
     assert json.loads(model["Body"].read())["version"] == f"titanic-{digest[7:19]}"
 
 
-def test_a_push_of_the_trigger_tag_trains_and_train_yml_records_its_digest(playbook, resources, registry, aws):
+def test_a_push_of_the_trigger_tag_trains_and_train_yml_records_its_digest(playbook, resources, registry, aws, aws_env):
     # The quartet, from no target (absent removes the target, not the rule: on a new
     # sandbox there is no rule yet; after an earlier run there is one without target).
     play(playbook, "train_trigger.yml", "-e", "train_trigger_state=absent")
@@ -121,7 +123,8 @@ def test_a_push_of_the_trigger_tag_trains_and_train_yml_records_its_digest(playb
 
     ecs = aws("ecs")
     before = set(ecs.list_tasks(cluster=CLUSTER, startedBy="events-rule/titanic-train-on-push")["taskArns"])
-    marker = f"push-{int(time.time())}"
+    pushed_at = time.time()
+    marker = f"push-{int(pushed_at)}"
     digest = build_training_image(registry, "latest", marker)
 
     def triggered():
@@ -152,6 +155,21 @@ def test_a_push_of_the_trigger_tag_trains_and_train_yml_records_its_digest(playb
     messages = [e["message"] for e in events]
     assert messages[0] == f"started by the push of latest ({digest})"
     assert messages[-1].startswith(f"model titanic-{digest[7:19]} -> s3://mlops-releases-local/models/titanic/")
+
+    # Who made which call for that task, as AWS would see it: EventBridge ran it as the
+    # events role; the ECS agent fetched the registry token and shipped the logs as the
+    # execution role; the training job wrote its model as the task role.
+    mine = [c for c in Sandbox(aws_env["MLOPS_SANDBOX_CONTROL_URL"]).call_log(since=pushed_at) if c["principal"]]
+    by_role = {}
+    for call in mine:
+        role_session = call["principal"].split(":assumed-role/", 1)[-1]
+        if role_session.endswith((task_id, "/events-titanic-train-on-push")):
+            by_role.setdefault(role_session.split("/")[0], set()).add(f"{call['service']}:{call['operation']}")
+    assert by_role == {
+        "mlops-train-events-local": {"ecs:RunTask"},
+        "mlops-train-execution-local": {"ecr:GetAuthorizationToken", "logs:CreateLogStream", "logs:PutLogEvents"},
+        "mlops-train-task-local": {"s3:PutObject"},
+    }, mine
 
 
 def test_train_yml_says_what_to_give(playbook):
