@@ -154,7 +154,7 @@ def test_exit_3_fails_with_the_exit_code_and_the_last_lines(playbook, ecs_env):
 def test_a_missing_image_fails_with_cannot_pull_container_error(playbook, ecs_env):
     missing = ecs_env["image"].replace(":base", ":never-pushed")
     td = register(ecs_env, "nopull", [("job", "true", {"image": missing})])
-    result, _ = run_module(playbook, ecs_env, args(ecs_env, td))
+    result, _output = run_module(playbook, ecs_env, args(ecs_env, td))
     assert result["failed"] is True
     assert result["msg"].startswith(
         f"task {result['task_id']} failed to start (container job): CannotPullContainerError"
@@ -192,7 +192,7 @@ def test_two_essential_containers_one_failing(playbook, ecs_env):
         "pair",
         [("trainer", "echo training; sleep 300", {"stopTimeout": 2}), ("sidecar", "echo sidecar up; sleep 2; exit 7")],
     )
-    result, _ = run_module(playbook, ecs_env, args(ecs_env, td))
+    result, _output = run_module(playbook, ecs_env, args(ecs_env, td))
     assert result["failed"] is True
     assert result["msg"].startswith(
         f"task {result['task_id']} failed: essential container sidecar exited with code 7;"
@@ -207,7 +207,7 @@ def test_two_essential_containers_one_failing(playbook, ecs_env):
 
 def test_a_non_essential_container_failing_does_not_fail_the_task(playbook, ecs_env):
     td = register(ecs_env, "helper", [("trainer", "sleep 2; echo done"), ("helper", "exit 5", {"essential": False})])
-    result, _ = run_module(playbook, ecs_env, args(ecs_env, td))
+    result, _output = run_module(playbook, ecs_env, args(ecs_env, td))
     assert not result.get("failed"), result["msg"]
     assert {c["name"]: c["exit_code"] for c in result["containers"]} == {"trainer": 0, "helper": 5}
 
@@ -222,7 +222,7 @@ def test_overrides_reach_the_container_and_its_credentials_are_the_task_roles(pl
     )
     td = register(ecs_env, "creds", [("job", "echo not overridden")], taskRoleArn=role)
     overrides = [{"name": "job", "command": ["sh", "-c", line], "environment": {"MODEL_VERSION": "v7"}}]
-    result, _ = run_module(playbook, ecs_env, args(ecs_env, td, container_overrides=overrides))
+    result, _output = run_module(playbook, ecs_env, args(ecs_env, td, container_overrides=overrides))
     assert not result.get("failed"), result["msg"]
     assert result["log_lines"][0] == "model=v7"
     key = result["log_lines"][1].split()[1]
@@ -244,7 +244,7 @@ def test_overrides_reach_the_container_and_its_credentials_are_the_task_roles(pl
 def test_check_mode_runs_nothing(playbook, ecs_env):
     td = register(ecs_env, "check", [("job", "echo should not run")])
     before = tasks_of(ecs_env)
-    result, _ = run_module(playbook, ecs_env, args(ecs_env, td), check=True)
+    result, _output = run_module(playbook, ecs_env, args(ecs_env, td), check=True)
     assert not result.get("failed"), result["msg"]
     assert result["changed"] is True
     assert result["check_mode"] is True
@@ -256,7 +256,7 @@ def test_check_mode_runs_nothing(playbook, ecs_env):
 
 def test_wait_false_returns_the_task_arn_at_once(playbook, ecs_env):
     td = register(ecs_env, "nowait", [("job", "sleep 3; echo finished")])
-    result, _ = run_module(playbook, ecs_env, args(ecs_env, td, wait=False))
+    result, _output = run_module(playbook, ecs_env, args(ecs_env, td, wait=False))
     assert not result.get("failed"), result["msg"]
     assert result["changed"] is True
     assert result["last_status"] == "PROVISIONING"
@@ -272,7 +272,7 @@ def test_following_a_task_started_elsewhere(playbook, ecs_env):
         cluster=ecs_env["cluster"], taskDefinition=td["taskDefinitionArn"], launchType="FARGATE",
         startedBy="someone-else", networkConfiguration={"awsvpcConfiguration": {"subnets": [ecs_env["subnet"]]}},
     )["tasks"][0]  # fmt: skip
-    result, _ = run_module(playbook, ecs_env, {"cluster": ecs_env["cluster"], "task_arn": task["taskArn"]})
+    result, _output = run_module(playbook, ecs_env, {"cluster": ecs_env["cluster"], "task_arn": task["taskArn"]})
     assert result["failed"] is True
     assert result["changed"] is False
     assert "essential container job exited with code 4" in result["msg"]

@@ -112,7 +112,7 @@ def test_verdict_of_recorded_runs(name, failed, words):
 
 
 def test_a_task_stopped_by_someone_whose_container_exited_0_is_still_a_failure():
-    folded, _ = final("stopped_by_user")
+    folded, _task_definition = final("stopped_by_user")
     folded["containers"][0]["exit_code"] = 0  # it handled SIGTERM
     failed, message = et.verdict(folded, "job")
     assert failed
@@ -139,7 +139,7 @@ def test_verdict_of_aws_documented_stops(name, words):
 
 
 def test_the_timeout_verdict_says_whether_the_task_was_stopped():
-    folded, _ = final("stopped_by_user")
+    folded, _task_definition = final("stopped_by_user")
     assert et.verdict(folded, "job", timed_out=True, timeout=60) == (
         True,
         "task %s did not finish within the timeout of 60s; it was stopped (StopTask)" % folded["task_id"],
@@ -151,7 +151,7 @@ def test_the_timeout_verdict_says_whether_the_task_was_stopped():
 
 
 def test_start_failure_is_read_from_the_stop_code_and_the_reasons():
-    folded, _ = final("pull_failure")
+    folded, _task_definition = final("pull_failure")
     assert et.start_failure(folded).startswith("CannotPullContainerError: pull image manifest")
     assert et.start_failure(final("success")[0]) is None
 
@@ -223,7 +223,7 @@ def test_log_settings_come_from_the_awslogs_options_only():
 
 
 def test_the_followed_container_is_the_first_essential_one_unless_named():
-    task_definition, _ = scenario("non_essential_fails")
+    task_definition, _snapshots = scenario("non_essential_fails")
     assert et.followed_container(task_definition) == "trainer"
     assert et.followed_container(task_definition, "helper") == "helper"
     with pytest.raises(
@@ -251,7 +251,7 @@ PARAMS = {
 
 
 def test_run_task_request_from_the_options():
-    task_definition, _ = scenario("exit_3")
+    task_definition, _snapshots = scenario("exit_3")
     params = dict(
         PARAMS,
         container_overrides=[{"name": "job", "command": ["sh", "-c", "exit 0"], "environment": {"B": 2, "A": True}}],
@@ -281,7 +281,7 @@ def test_run_task_request_from_the_options():
 
 
 def test_capacity_provider_strategy_in_the_request():
-    task_definition, _ = scenario("exit_3")
+    task_definition, _snapshots = scenario("exit_3")
     params = dict(
         PARAMS, launch_type=None, capacity_provider_strategy=[{"capacity_provider": "FARGATE_SPOT", "weight": 1}]
     )
@@ -304,7 +304,7 @@ def test_capacity_provider_strategy_in_the_request():
     ],
 )
 def test_bad_requests_say_what_to_fix(change, message):
-    task_definition, _ = scenario("exit_3")
+    task_definition, _snapshots = scenario("exit_3")
     with pytest.raises(et.TaskError, match=message):
         et.run_task_request(dict(PARAMS, **change), task_definition)
 
@@ -340,12 +340,12 @@ def test_pacing_backs_off_while_quiet_and_comes_back_after_lines():
     pacing = et.Pacing(log_min=1.5, log_max=3.0, describe_max=10.0)
     assert pacing.after_logs(True) == 1.5
     assert pacing.log_went_quiet() is False
-    assert [pacing.after_logs(False) for _ in range(3)] == [2.25, 3.0, 3.0]
+    assert [pacing.after_logs(False) for _call in range(3)] == [2.25, 3.0, 3.0]
     assert pacing.log_went_quiet() is True  # once, after lines stopped coming
     assert pacing.log_went_quiet() is False
     assert pacing.after_logs(True) == 1.5
     assert pacing.after_describe(False, "PENDING") == 1.0
-    assert [pacing.after_describe(False, "RUNNING") for _ in range(5)] == [2.0, 4.0, 8.0, 10.0, 10.0]
+    assert [pacing.after_describe(False, "RUNNING") for _call in range(5)] == [2.0, 4.0, 8.0, 10.0, 10.0]
     assert pacing.after_describe(True, "RUNNING") == 1.0
 
 
@@ -478,7 +478,7 @@ def test_following_refuses_the_options_of_a_new_task():
 
 
 def test_the_container_that_failed_first_is_named_first_and_those_stopped_with_it_after():
-    folded, _ = final("two_essential_one_fails")
+    folded, _task_definition = final("two_essential_one_fails")
     by_name = {c["name"]: c for c in folded["containers"]}
     by_name["trainer"]["exit_code"] = 137  # killed after its stopTimeout when sidecar exited
     failed, message = et.verdict(folded, "trainer")
