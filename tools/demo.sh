@@ -10,8 +10,10 @@ set -euo pipefail
 export MLOPS_RELEASE_WORKDIR=$ROOT/.build/release
 
 if [ "${1:-}" = down ]; then
+  # This sandbox's images only (its registry address; other sandboxes share the engine).
+  registry=$(python -c 'from mlops_sandbox.config import Config; print(Config().registry_address)')
   mlops-sandbox down
-  docker image ls --format '{{.Repository}}:{{.Tag}}' | grep -E '\.dkr\.ecr\..*/titanic-(api|train):' | xargs -r docker image rm -f >/dev/null
+  docker image ls --format '{{.Repository}}:{{.Tag}}' | { grep -E "^${registry//./\\.}/titanic-(api|train):" || true; } | xargs -r docker image rm -f >/dev/null
   rm -rf "$MLOPS_RELEASE_WORKDIR" "$ROOT/.build/demo-train"
   echo "demo: removed (sandbox, demo images, release build directory)"
   exit 0
