@@ -4,10 +4,11 @@
   actions are answered here; every other action (Parameter Store, documents, ...) is
   forwarded to moto as it came, so one endpoint serves all of SSM.
 - ``/_agent/poll``, ``/_agent/update``: the instances' agents.
-- ``/_sandbox/...``: instances, faults, API call counters (see ``routes``), JSON in and out.
+- ``/_sandbox/...``: instances, faults, timing settings, API call counters (see ``routes``),
+  JSON in and out.
 
-Every SSM call is counted per action and may be throttled by the fault switch, before it
-is answered or forwarded.
+Every SSM call is counted per action, may be throttled by the fault switch, and waits the
+latency setting (``timing.py``), before it is answered or forwarded.
 """
 
 from __future__ import annotations
@@ -121,7 +122,10 @@ class Handler(BaseHTTPRequestHandler):
         if not action:
             self._error(SsmError("UnknownOperationException", f"unknown operation {target!r}"))
             return
-        if self.service.faults.call(action):
+        throttle = self.service.faults.call(action)
+        # A region's round trip (the latency setting), throttled answers included.
+        self.service.api.engine.timing.hold()
+        if throttle:
             log.info("%s throttled", action)
             self._error(throttled())
             return
@@ -237,7 +241,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _route(self, method: str, path: str, body: dict, query: dict):
         svc = self.service
-        control, faults = svc.control, svc.faults
+        control, faults, timing = svc.control, svc.faults, svc.api.engine.timing
         routes = {
             ("GET", "/_sandbox/health"): lambda: {
                 "ok": True,
@@ -265,6 +269,9 @@ class Handler(BaseHTTPRequestHandler):
             ("POST", "/_sandbox/faults/online"): lambda: {"online": control.online(body)},
             ("POST", "/_sandbox/faults/kill"): lambda: {"killed": control.kill(body)},
             ("POST", "/_sandbox/faults/clear"): lambda: _done(faults.clear(), faults.state()),
+            ("GET", "/_sandbox/settings"): timing.state,
+            ("POST", "/_sandbox/settings"): lambda: timing.update(body),
+            ("POST", "/_sandbox/settings/reset"): timing.reset,
             ("GET", "/_sandbox/calls"): faults.counters,
             ("POST", "/_sandbox/calls/reset"): faults.reset_counters,
             ("DELETE", "/_sandbox/calls"): faults.reset_counters,
