@@ -117,7 +117,7 @@ def _lifecycle(action: str, config: Config) -> None:
     if action == "up":
         for part in parts:
             print(f"sandbox: {part.up()}", flush=True)
-        path = envfile.write(config)
+        path = envfile.write(config, _image_exports(config))
         print(f"sandbox: up; client settings in {path} (source it: . {path})")
     elif action == "down":
         for part in reversed(parts):
@@ -126,6 +126,15 @@ def _lifecycle(action: str, config: Config) -> None:
     else:
         for part in parts:
             print(part.status())
+
+
+def _image_exports(config: Config) -> dict[str, str]:
+    """The systemd image's tag, for molecule scenarios run by hand, once the fleet built it."""
+    try:
+        tag = SystemdImage(config, log=lambda _msg: None).tag
+    except SandboxError:
+        return {}
+    return {"MLOPS_SANDBOX_SYSTEMD_IMAGE": tag} if image_exists(tag) else {}
 
 
 def _tags(pairs: list[str]) -> dict[str, str]:
