@@ -138,5 +138,7 @@ class SsmApi:
         )
         return answer.get("CommandInvocations", [])
 
-    def cancel_command(self, command_id: str) -> None:
-        self.ssm.cancel_command(aws_retry=True, CommandId=command_id)
+    def cancel_command(self, command_id: str, instance_ids: list[str] | None = None) -> None:
+        """CancelCommand: the whole command, or only these instances' invocations."""
+        params = {"InstanceIds": instance_ids} if instance_ids else {}
+        self.ssm.cancel_command(aws_retry=True, CommandId=command_id, **params)
