@@ -10,9 +10,15 @@ An instance that dies mid-deploy leaves its invocation InProgress: the agent tha
 end it (its execution timeout included) is gone, so SSM never does. ``HostWatcher`` is
 a watcher of ``_ssm_follow.Follower``: at most once every ``interval`` seconds (a
 minute), and only while some invocations are still running, it reads those instances'
-PingStatus (DescribeInstanceInformation, 50 a call) and EC2 state (DescribeInstances);
-an instance that stopped running, or whose agent SSM no longer hears from, is named
-with why (``lost_reasons``), and the follower gives up on it.
+PingStatus (DescribeInstanceInformation) and EC2 state (DescribeInstances); an instance
+that stopped running, or whose agent SSM no longer hears from, is named with why
+(``lost_reasons``), and the follower gives up on it.
+
+Up to 50 instances: one DescribeInstanceInformation call by their IDs, one
+DescribeInstances by their IDs. More: the region's instances that are *not* well, one
+DescribeInstanceInformation filtered on PingStatus ConnectionLost/Inactive and one
+DescribeInstances filtered on the states that are not running (a page each, whatever
+the fleet's size), matched against the running ones.
 
 SSM says ConnectionLost some minutes after the agent's last word (its health report
 comes every 5 minutes), so a dead host is found within that delay plus one interval,
@@ -30,32 +36,37 @@ from ansible_collections.mlops.deploy.plugins.module_utils._ssm_api import SsmAp
 # Seconds between two looks at the hosts (DescribeInstanceInformation is a listing:
 # once a minute keeps it far below SSM's rate limits at any fleet size).
 WATCH_INTERVAL = 60.0
-# DescribeInstances: values of one filter in a call.
-EC2_FILTER_VALUES_MAX = 200
+# EC2 states of an instance that stopped running (pending is one that is starting).
+NOT_RUNNING = ["stopping", "stopped", "shutting-down", "terminated"]
 
 
-def lost_reasons(instance_ids: list[str], information: list[dict], reservations: list[dict] | None) -> dict[str, str]:
+def lost_reasons(
+    instance_ids: list[str], information: list[dict], reservations: list[dict] | None, by_id: bool = True
+) -> dict[str, str]:
     """``{instance_id: reason}`` for the instances not worth waiting for: EC2 says it is
     not running (or does not list it), or SSM no longer hears its agent.
 
-    ``information`` is the InstanceInformationList for ``instance_ids``; ``reservations``
-    DescribeInstances' Reservations for them (None: EC2 was not asked). The EC2 state
-    comes first: a stopped instance's agent is lost too, and "stopped" says more."""
+    ``information`` is an InstanceInformationList; ``reservations`` DescribeInstances'
+    Reservations (None: EC2 was not asked). ``by_id``: both were asked for
+    ``instance_ids``, so an instance missing from one is gone from it; otherwise they list
+    the instances that are not well (PingStatus, EC2 state filters), and missing is fine.
+    The EC2 state comes first: a stopped instance's agent is lost too, and "stopped"
+    says more."""
     states = {}
     for reservation in reservations or []:
         for instance in reservation.get("Instances", []):
             states[instance["InstanceId"]] = (instance.get("State") or {}).get("Name")
-    by_id = {info["InstanceId"]: info for info in information}
+    agents = {info["InstanceId"]: info for info in information}
     reasons = {}
     for instance_id in instance_ids:
-        if reservations is not None and instance_id not in states:
+        if reservations is not None and by_id and instance_id not in states:
             reasons[instance_id] = "is gone from EC2 (DescribeInstances does not list it)"
-        elif reservations is not None and states[instance_id] != "running":
+        elif states.get(instance_id, "running") != "running":
             reasons[instance_id] = "stopped running (EC2 state %s)" % states[instance_id]
-        elif instance_id not in by_id:
+        elif by_id and instance_id not in agents:
             reasons[instance_id] = "is no longer managed by SSM (DescribeInstanceInformation does not list it)"
-        elif by_id[instance_id].get("PingStatus") != "Online":
-            info = by_id[instance_id]
+        elif agents.get(instance_id, {}).get("PingStatus", "Online") != "Online":
+            info = agents[instance_id]
             reasons[instance_id] = "lost its SSM agent (%s since %s)" % (
                 info.get("PingStatus"),
                 rules.iso_utc(info.get("LastPingDateTime")),
@@ -85,19 +96,23 @@ class HostWatcher:
             return {}
         self.looked_at = now
         self.looks += 1
-        return lost_reasons(running, self.api.instance_information(running), self.ec2_states(running))
+        if len(running) <= rules.DESCRIBE_INFO_FILTER_VALUES_MAX:
+            ec2 = self.ec2_states([[{"Name": "instance-id", "Values": running}]])
+            return lost_reasons(running, self.api.instance_information(running), ec2)
+        ec2 = self.ec2_states([[{"Name": "instance-state-name", "Values": NOT_RUNNING}]])
+        return lost_reasons(running, self.api.silent_instances(), ec2, by_id=False)
 
-    def ec2_states(self, instance_ids: list[str]) -> list[dict] | None:
-        """DescribeInstances' Reservations for the instances; None when EC2 refuses (a
-        role with SSM rights only), and it is not asked again."""
+    def ec2_states(self, queries: list[list[dict]]) -> list[dict] | None:
+        """DescribeInstances' Reservations for each list of filters; None when EC2 refuses
+        (a role with SSM rights only), and it is not asked again."""
         if not self.ec2_readable:
             return None
         from botocore.exceptions import ClientError
 
         reservations: list[dict] = []
         try:
-            for chunk in rules.chunks(instance_ids, EC2_FILTER_VALUES_MAX):
-                reservations.extend(self.api.describe_instances([{"Name": "instance-id", "Values": chunk}]))
+            for filters in queries:
+                reservations.extend(self.api.describe_instances(filters))
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") not in ("UnauthorizedOperation", "AccessDenied"):
                 raise

@@ -107,6 +107,38 @@ def test_the_watcher_looks_after_a_minute_at_most_once_a_minute_only_at_running_
     assert len(ssm.calls) == 2
 
 
+def test_over_fifty_running_the_watcher_asks_for_the_unwell_ones_a_page_each():
+    fleet = ["i-%017x" % n for n in range(1000)]
+    ssm = RecordedSSM(
+        describe_instance_information=[information(info(fleet[7], "ConnectionLost", LAST_PING), info(I1, "Inactive"))]
+    )
+    ec2_client = ec2(reservations(**{fleet[9]: "stopped", I2: "terminated"}))
+    clock = FakeClock()
+    clock.now = 61
+    found = HostWatcher(SsmApi(ssm, ec2_client), clock)(poll(fleet))
+    assert found == {
+        fleet[7]: "lost its SSM agent (ConnectionLost since 2026-11-21T09:49:00Z)",
+        fleet[9]: "stopped running (EC2 state stopped)",
+    }  # I1 and I2 are not running this command; every other instance is fine
+    assert ssm.calls == [
+        (
+            "describe_instance_information",
+            {"Filters": [{"Key": "PingStatus", "Values": ["ConnectionLost", "Inactive"]}], "MaxResults": 50},
+        )
+    ]
+    assert ec2_client.calls == [
+        (
+            "describe_instances",
+            {
+                "Filters": [
+                    {"Name": "instance-state-name", "Values": ["stopping", "stopped", "shutting-down", "terminated"]}
+                ],
+                "MaxResults": 1000,
+            },
+        )
+    ]
+
+
 def test_a_role_without_ec2_rights_is_watched_by_ssm_alone():
     refused = ClientError({"Error": {"Code": "UnauthorizedOperation", "Message": "no"}}, "DescribeInstances")
     ssm = RecordedSSM(describe_instance_information=[information(info(I1)), information(info(I1))])
