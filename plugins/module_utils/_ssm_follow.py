@@ -183,7 +183,7 @@ class Follower:
             rules.commands_terminal(commands, command_ids),
             rules.counters_phrase(counters),
             counters["completed"],
-            running=[i for _, instance_ids in self.left.values() for i in instance_ids],
+            running=[i for entry in self.left.values() for i in entry[1]],
         )
 
 
