@@ -61,6 +61,7 @@ STRAGGLER_LOW = float(os.environ.get("BENCH_STRAGGLER_LOW", "120"))
 STRAGGLER_HIGH = float(os.environ.get("BENCH_STRAGGLER_HIGH", "240"))
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 MIXES = os.environ.get("BENCH_MIXES", "uniform,stragglers").split(",")
+WAYS = os.environ.get("BENCH_WAYS", "a,b1,b2,c").split(",")  # (c) always runs
 LATENCY = [0.02, 0.08]  # seconds a call, as a region answers
 USER_LOOP_INTERVAL = 10.0
 PAGE = 50
@@ -247,6 +248,7 @@ def run_mix(bench: Bench, mix: str) -> None:
             ("(b1)", "command_executed waiter per instance, one after the other", bench.waiters_in_sequence),
             ("(b2)", "command_executed waiter per instance, all in parallel threads", bench.waiters_in_threads),
         ]
+    ways = [way for way in ways if way[0].strip("()") in WAYS]
     ways.append(("(c)", "ssm_run_playbook rollout", bench.module))
     medians = {}
     try:
