@@ -29,6 +29,7 @@ from pathlib import Path
 
 import pytest
 
+from ansible_collections.mlops.deploy.plugins.module_utils._ssm_run import parse_recap
 from mlops_sandbox.client import Sandbox
 
 from .conftest import BIN, ROOT, sandbox_env
@@ -212,6 +213,10 @@ def test_2_same_release_again_changes_nothing(fleet):
     result = fleet.play(SITE, "-e", tag(fleet, "v1"))
     assert_ok(result)
     assert "nothing changed on any of the 3 instance(s)" in output(result)
+    # The play recap too: taking and releasing the deploy lock is no change of the environment.
+    recap = parse_recap(result.stdout)
+    assert recap, result.stdout[-3000:]
+    assert {host: counts["changed"] for host, counts in recap.items()} == dict.fromkeys(recap, 0), result.stdout[-6000:]
     assert {i: fleet.api_container(i) for i in fleet.instances} == before
     assert fleet.history()[-1]["release_id"] == fleet.first_release
 
