@@ -27,6 +27,11 @@ from __future__ import annotations
 import json
 import re
 
+from ansible_collections.mlops.deploy.plugins.module_utils._deploy_summary import (
+    parse_summary,
+    split_message,
+    step_name,
+)
 from ansible_collections.mlops.deploy.plugins.module_utils._ssm_run import OUTCOME_WORDS
 
 LINE_MAX = 240  # characters of a line of the block; the rest is in the results (-v)
@@ -36,29 +41,14 @@ DETAILED_MAX = 3  # failed instances shown one by one; the others are counted
 IDS_MAX = 8  # instance ids listed in one line
 URLS_MAX = 5  # failed URLs listed per endpoint
 FOOTER = "Run with -v for the full results."
-SUMMARY_MARK = "MLOPS_DEPLOY_SUMMARY"
 
 _DIGEST = re.compile(r"(sha256:[0-9a-f]{12})[0-9a-f]{52}")
 _ECR_PREFIX = re.compile(r"\b\d{12}\.dkr\.ecr(?:-fips)?\.[a-z0-9-]+\.amazonaws\.com(?:\.cn)?(?::\d+)?/")
 _SSM_DOWNLOADS = re.compile(r"/var/lib/amazon/ssm/[^\s:]+?/downloads\b")
-_LOG_HEADER = re.compile(r"^--- last \d+ log lines of (?P<name>\S+):$")
 _ERROR_PREFIX = re.compile(r"^\[ERROR\]: (?:Task failed: )?(?:(?:Module|Action) failed: )?")
 _TASK_BANNER = re.compile(r"^TASK \[(?P<name>.*?)\]\s*\**$")
 _ITEM = re.compile(r"^(?:failed|fatal): \[[^\]]+\](?: \(item=(?P<item>[^)]*)\))? => ")
 _TIMEOUT = re.compile(r"timed out after (\d+)s")
-# What the instance-side steps are called in a report, by the module that runs them.
-STEPS = {
-    "mlops.deploy.release_verify": "bundle check",
-    "mlops.deploy.ecr_login": "ECR login",
-    "mlops.deploy.compose_deploy": "deploy",
-    "ansible.builtin.assert": "arguments check",
-}
-_STEPS_BY_TASK = (
-    ("refuse a bundle", "bundle check"),
-    ("log in to", "ECR login"),
-    ("deploy each endpoint", "deploy"),
-    ("check what was asked", "arguments check"),
-)
 
 
 # ------------------------------------------------------------------------- text
@@ -109,28 +99,6 @@ def _sentences(text):
 # ----------------------------------------------------------- what an instance said
 
 
-def parse_summary(line):
-    """The report in an ``MLOPS_DEPLOY_SUMMARY {json}`` line, printed as it is (YAML
-    callback) or inside a JSON result (``"msg": "MLOPS_DEPLOY_SUMMARY {...}"``); None
-    when the line holds none."""
-    text = str(line or "")
-    at = text.find(SUMMARY_MARK + " ")
-    if at < 0:
-        return None
-    decoder = json.JSONDecoder()
-    if at > 0 and text[at - 1] == '"':  # inside a JSON string: read the string back first
-        try:
-            text = decoder.raw_decode(text[at - 1 :])[0]
-        except ValueError:
-            return None
-        at = 0
-    try:
-        report = decoder.raw_decode(text[at + len(SUMMARY_MARK) :].lstrip())[0]
-    except ValueError:
-        return None
-    return report if isinstance(report, dict) else None
-
-
 def instance_summary(state):
     """The last report an instance printed (``output_lines``, then its output tails)."""
     lines = list(state.get("output_lines") or []) + list(state.get("stdout_tail") or [])
@@ -139,32 +107,6 @@ def instance_summary(state):
         if report is not None:
             return report
     return None
-
-
-def split_message(msg):
-    """A module's ``msg`` as ``(reason, logs)``: compose_deploy ends it with sections
-    ``--- last N log lines of <container>:``; ``logs`` is ``[(container, lines)]``."""
-    reason, logs, current = [], [], None
-    for line in str(msg or "").splitlines():
-        header = _LOG_HEADER.match(line.strip())
-        if header:
-            current = (header.group("name"), [])
-            logs.append(current)
-        elif current is not None:
-            current[1].append(line)
-        elif line.strip():
-            reason.append(line.strip())
-    return " ".join(reason), logs
-
-
-def step_name(action=None, task=None):
-    if action in STEPS:
-        return STEPS[action]
-    lowered = str(task or "").lower()
-    for start, step in _STEPS_BY_TASK:
-        if lowered.startswith(start):
-            return step
-    return re.sub(r"\s*\(.*\)$", "", str(task or "")).strip() or None
 
 
 def story_from_output(lines):
@@ -236,7 +178,7 @@ def instance_failures(state, timeout=None):
                 logs = sorted((name, list(lines or [])) for name, lines in structured.items())
             found.append(
                 {
-                    "step": failure.get("step") or step_name(failure.get("action"), failure.get("task")),
+                    "step": failure.get("step") or step_name(task=failure.get("task")),
                     "endpoint": failure.get("endpoint"),
                     "reason": reason or "failed",
                     "logs": logs,
@@ -249,6 +191,52 @@ def instance_failures(state, timeout=None):
             reason, logs = split_message(story["msg"])
             return [{"step": story["step"], "endpoint": story["endpoint"], "reason": reason, "logs": logs}]
     return [{"step": None, "endpoint": None, "reason": _ssm_reason(state, timeout), "logs": []}]
+
+
+# ------------------------------------------------------------- did it fail?
+
+
+def rollout_failed(result):
+    """Whether an ``ssm_run_playbook`` result is a failed rollout, from its return values
+    alone (as the module decides: a batch that failed or timed out, a timeout between
+    batches, or a stop before sending, which returns no ``summary``): the release role
+    runs the rollout with ``failed_when: false`` and tells the failure itself, once."""
+    result = result or {}
+    if result.get("skipped"):
+        return False
+    if "summary" not in result:
+        return True
+    return bool(result.get("timed_out")) or any(
+        b.get("status") in ("failed", "timed_out") for b in result.get("batches") or []
+    )
+
+
+def _test_results(tests):
+    """The per-endpoint results of ``endpoint_test``: the loop's ``results``, or the one result."""
+    tests = tests or {}
+    results = tests.get("results") or []
+    if not results or all("ok" in r for r in results):  # one endpoint_test result, not a loop's
+        results = [tests]
+    return results
+
+
+def _test_failed(result):
+    """An endpoint's test result failed: a URL not as expected, or the stress test
+    (whatever ``failed_when`` made of the task's own status)."""
+    urls = result.get("results") or []
+    stress = result.get("stress") or {}
+    return any(not u.get("ok", True) for u in urls) or stress.get("passed") is False or bool(result.get("failed"))
+
+
+def tests_failed(tests):
+    """Whether a registered ``endpoint_test`` result (looped or not) holds a failure."""
+    return any(_test_failed(r) for r in _test_results(tests))
+
+
+def lock_taken(lock_result):
+    """Whether a registered ``deploy_lock`` (``state: present``) result took the lock
+    (``acquired`` is returned only then)."""
+    return bool((lock_result or {}).get("acquired"))
 
 
 # ------------------------------------------------------------------- the blocks
@@ -291,12 +279,15 @@ def _failure_lines(instance_id, failures, log_lines, seen):
 
 
 def rollout_lines(release, rollout, rollback=None, back_to=None):
-    """The block for a failed rollout (``ssm_run_playbook``'s registered result).
+    """The block for a failed rollout (``ssm_run_playbook``'s registered result); no
+    lines when it did not fail.
 
     ``release``: ``{"id", "env", "endpoints"}``; ``rollback``: the registered result of
     putting the reached instances back (None, or skipped, when it did not run);
     ``back_to``: the release id they were put back on (None: there was none)."""
     rollout = rollout or {}
+    if not rollout_failed(rollout):
+        return []
     env = release.get("env") or "?"
     states = rollout.get("instances") or []
     if not states and not rollout.get("batches"):
@@ -380,7 +371,7 @@ def rollback_lines(rollout, rollback=None, back_to=None):
         ]
     if not rollback or rollback.get("skipped"):
         return [short("Not rolled back to %s: the rollback did not run (%s)." % (back_to, id_list(reached)))]
-    if rollback.get("failed"):
+    if rollout_failed(rollback):
         lines = [short("Putting %s back on %s FAILED too:" % (id_list(reached), back_to))]
         failed = [s for s in rollback.get("instances") or [] if s.get("outcome") not in ("success", "not_started")]
         if failed:
@@ -408,7 +399,10 @@ def _not_sent_lines(release, rollout):
 
 
 def lock_lines(release, lock_result):
-    """The block for a deploy that could not take the environment's deploy lock."""
+    """The block for a deploy that could not take the environment's deploy lock; no
+    lines when it took it."""
+    if lock_taken(lock_result):
+        return []
     lock = (lock_result or {}).get("lock") or {}
     env = release.get("env") or "?"
     head = short("%s was not deployed to %s: another run holds its deploy lock." % (_what(release), env))
@@ -437,12 +431,10 @@ def lock_lines(release, lock_result):
 
 def tests_lines(release, tests):
     """The block for failed endpoint tests (``endpoint_test`` results, one per endpoint:
-    the loop's ``results``, or one result)."""
-    tests = tests or {}
-    results = tests.get("results") or []
-    if not results or all("ok" in r for r in results):  # one endpoint_test result, not a loop's
-        results = [tests]
-    failed = [r for r in results if r.get("failed")]
+    the loop's ``results``, or one result); no lines when every test passed."""
+    failed = [r for r in _test_results(tests) if _test_failed(r)]
+    if not failed:
+        return []
     env = release.get("env") or "?"
     lines = [short("%s is deployed in %s, but its tests failed:" % (_what(release), env))]
     for result in failed:

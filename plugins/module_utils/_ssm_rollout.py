@@ -83,10 +83,11 @@ def preflight(api: SsmApi, instance_ids: list[str], skip_offline: bool) -> tuple
     offline (unless ``skip_offline``) or when none is online."""
     online, offline = rules.preflight(instance_ids, api.instance_information(instance_ids))
     if offline and not skip_offline:
-        raise rules.SsmRunError(rules.offline_message(offline, len(instance_ids)))
+        raise rules.SsmRunError(rules.offline_message(offline, len(instance_ids)), offline=offline)
     if not online:
         raise rules.SsmRunError(
-            "every target instance is offline, nothing to run on: %s" % ", ".join(o["instance_id"] for o in offline)
+            "every target instance is offline, nothing to run on: %s" % ", ".join(o["instance_id"] for o in offline),
+            offline=offline,
         )
     return online, offline
 

@@ -476,6 +476,14 @@ skipped:
     outcome:
       description: V(skipped).
       type: str
+offline:
+  description:
+    - When the pre-flight stopped the run (an instance offline without O(skip_offline), or every one
+      offline), the instances that cannot receive commands, with why (C(instance_id), C(ping_status),
+      C(reason), as in RV(skipped)); nothing was sent.
+  returned: when the pre-flight failed
+  type: list
+  elements: dict
 """
 
 try:
@@ -498,7 +506,7 @@ def main():
     try:
         result, failure = rollout.run()
     except SsmRunError as exc:
-        module.fail_json(msg=str(exc), **rollout.partial())
+        module.fail_json(msg=str(exc), **rollout.partial(), **exc.result)
     except (ClientError, BotoCoreError) as exc:
         module.fail_json_aws(exc, msg=rollout.aws_error_message(), **rollout.partial())
     if failure:

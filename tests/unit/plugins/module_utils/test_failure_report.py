@@ -29,11 +29,11 @@ def recorded(kind: str) -> dict:
 
 def block(kind: str) -> list[str]:
     run = recorded(kind)
-    if "lock" in run:
-        return fr.lock_lines(run["release"], run["lock"])
+    if "rollout" in run:
+        return fr.rollout_lines(run["release"], run["rollout"], run.get("rollback"), run.get("back_to"))
     if "tests" in run:
         return fr.tests_lines(run["release"], run["tests"])
-    return fr.rollout_lines(run["release"], run["rollout"], run.get("rollback"), run.get("back_to"))
+    return fr.lock_lines(run["release"], run["lock"])
 
 
 def assert_readable(lines: list[str], most: int) -> None:
