@@ -392,6 +392,11 @@ def _not_sent_lines(release, rollout):
     if offline:
         lines.append(short("  %s cannot receive commands; nothing was sent:" % plural(len(offline), "instance")))
         lines.extend(short("  %s: %s" % (o["instance_id"], o.get("reason") or "offline")) for o in offline[:IDS_MAX])
+        if len(offline) > IDS_MAX:
+            lines.append(short("  and %d more" % (len(offline) - IDS_MAX)))
+        # What to do about it: the message's sentences after the one naming them.
+        hints = [s for s in _sentences(msg)[1:] if s != "Nothing was sent."]
+        lines.extend(short("  " + sentence) for sentence in hints[:3])
     else:
         lines.extend(short("  " + sentence) for sentence in _sentences(msg)[:6])
     lines.append(FOOTER)

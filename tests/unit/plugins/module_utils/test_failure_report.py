@@ -178,6 +178,9 @@ def test_offline_instances_listed_one_a_line_when_the_result_names_them():
         "  i-a9dc36be7a87ba065: SSM agent lost its connection",
         "  i-0b: not managed by SSM",
     ]
+    # What to do about it still follows, with the role's option.
+    assert "  Set release_skip_offline=true to run on the others and report these as skipped." in lines
+    assert lines[-1] == fr.FOOTER
 
 
 def test_timed_out_batch_says_where_the_instance_had_got_to():
