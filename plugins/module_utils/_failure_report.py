@@ -202,7 +202,7 @@ def rollout_failed(result):
     batches, or a stop before sending, which returns no ``summary``): the release role
     runs the rollout with ``failed_when: false`` and tells the failure itself, once."""
     result = result or {}
-    if result.get("skipped"):
+    if result.get("skipped") is True:  # the task did not run (when:)
         return False
     if "summary" not in result:
         return True
@@ -349,7 +349,7 @@ def rollout_lines(release, rollout, rollback=None, back_to=None):
             else " (batches %d-%d)" % (numbers[0], numbers[-1])
         )
         lines.append(short("Never received it, unchanged: %s%s." % (id_list(never), span)))
-    skipped = [s["instance_id"] for s in rollout.get("skipped") or []]
+    skipped = [s["instance_id"] for s in rollout.get("skipped_instances") or []]
     if skipped:
         lines.append(short("Skipped (offline): %s." % id_list(skipped)))
     lines.append(FOOTER)

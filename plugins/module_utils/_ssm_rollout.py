@@ -325,7 +325,7 @@ class Rollout:
             "command_ids": [],
             "batches": [],
             "instances": [],
-            "skipped": [dict(o, outcome=rules.SKIPPED) for o in offline],
+            "skipped_instances": [dict(o, outcome=rules.SKIPPED) for o in offline],
             "timed_out": False,
         }
         if self.check_mode and not opts.ansible:
@@ -334,7 +334,7 @@ class Rollout:
         call = send_call(document, parameters, opts)
         states, failure = self.roll_out(result, call, batches, by_tags, targets.names)
         result["instances"] = states
-        result["summary"] = rules.summarize(states + result["skipped"])
+        result["summary"] = rules.summarize(states + result["skipped_instances"])
         result["changed"] = changed(states, opts.ansible)
         if failure is None:
             result["msg"] = success_message(document, len(states), len(batches), self.check_mode)

@@ -183,6 +183,18 @@ def test_offline_instances_listed_one_a_line_when_the_result_names_them():
     assert lines[-1] == fr.FOOTER
 
 
+def test_a_failed_rollout_that_skipped_offline_instances_is_still_a_failure():
+    # skip_offline: the instances left out are in skipped_instances (not "skipped",
+    # which Ansible reads as a skipped task and then ignores failed_when).
+    run = recorded("unhealthy")
+    offline = {"instance_id": "i-0off", "ping_status": "ConnectionLost", "reason": "lost", "outcome": "skipped"}
+    rollout = dict(run["rollout"], skipped_instances=[offline])
+    assert fr.rollout_failed(rollout)
+    lines = fr.rollout_lines(run["release"], rollout, run.get("rollback"), run.get("back_to"))
+    assert "Skipped (offline): i-0off." in lines
+    assert not fr.rollout_failed({"changed": False, "skipped": True, "skip_reason": "Conditional result was False"})
+
+
 def test_timed_out_batch_says_where_the_instance_had_got_to():
     lines = block("timed_out")
     assert lines[0] == (
