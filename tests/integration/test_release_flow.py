@@ -302,7 +302,12 @@ def test_4_tampered_bundle_is_refused_on_the_instance(fleet):
         fleet.s3.put_object(Bucket=bucket, Key=key, Body=body, Metadata=metadata)
     text = output(result)
     assert result.returncode != 0, text
-    block = text.split(ERROR, 1)[1].split("\nOrigin: ", 1)[0].splitlines()
+    # The block is the [ERROR] that starts a line (with -v the rollout's result, printed
+    # before it, holds the instance's own [ERROR] lines inside its output tails).
+    lines = text.splitlines()
+    start = next(n for n, line in enumerate(lines) if line.startswith(ERROR))
+    end = next(n for n in range(start, len(lines)) if lines[n].startswith("Origin: "))
+    block = [lines[start][len(ERROR) :], *lines[start + 1 : end]]
     assert len(block) <= 15, "\n".join(block)
     assert re.fullmatch(
         r"  i-[0-9a-f]{17}, bundle check: bundle refused: <bundle>: 1 changed \(sha256 differs from the manifest\): "
