@@ -61,7 +61,7 @@ class ActionModule(ActionBase):
             try:
                 outcome, failure = rollout.run()
             except SsmRunError as exc:
-                result.update(failed=True, msg=str(exc), **rollout.partial())
+                result.update(failed=True, msg=str(exc), **rollout.partial(), **exc.result)
                 return result
             except (ClientError, BotoCoreError) as exc:
                 result.update(failed=True, msg=rollout.aws_error_message(to_native(exc)), **rollout.partial())

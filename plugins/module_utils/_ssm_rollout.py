@@ -83,10 +83,11 @@ def preflight(api: SsmApi, instance_ids: list[str], skip_offline: bool) -> tuple
     offline (unless ``skip_offline``) or when none is online."""
     online, offline = rules.preflight(instance_ids, api.instance_information(instance_ids))
     if offline and not skip_offline:
-        raise rules.SsmRunError(rules.offline_message(offline, len(instance_ids)))
+        raise rules.SsmRunError(rules.offline_message(offline, len(instance_ids)), offline=offline)
     if not online:
         raise rules.SsmRunError(
-            "every target instance is offline, nothing to run on: %s" % ", ".join(o["instance_id"] for o in offline)
+            "every target instance is offline, nothing to run on: %s" % ", ".join(o["instance_id"] for o in offline),
+            offline=offline,
         )
     return online, offline
 
@@ -318,7 +319,7 @@ class Rollout:
             "command_ids": [],
             "batches": [],
             "instances": [],
-            "skipped": [dict(o, outcome=rules.SKIPPED) for o in offline],
+            "skipped_instances": [dict(o, outcome=rules.SKIPPED) for o in offline],
             "timed_out": False,
         }
         if self.check_mode and not opts.ansible:
@@ -327,7 +328,7 @@ class Rollout:
         call = send_call(document, parameters, opts)
         states, failure = self.roll_out(result, call, batches, by_tags, targets.names)
         result["instances"] = states
-        result["summary"] = rules.summarize(states + result["skipped"])
+        result["summary"] = rules.summarize(states + result["skipped_instances"])
         result["changed"] = changed(states, opts.ansible)
         if failure is None:
             result["msg"] = success_message(document, len(states), len(batches), self.check_mode)

@@ -64,7 +64,12 @@ BUNDLE_HINT = (
 
 
 class SsmRunError(Exception):
-    """A failure to report to the user as it is: the message says what to fix."""
+    """A failure to report to the user as it is: the message says what to fix.
+    ``result``: return values that say more (the offline instances of a pre-flight)."""
+
+    def __init__(self, msg: str, **result: object) -> None:
+        super().__init__(msg)
+        self.result = result
 
 
 # ------------------------------------------------------------------------ targets

@@ -204,7 +204,7 @@ options:
   skip_offline:
     description:
       - When some targets are not managed by SSM or not C(Online), run on the others and report
-        these in RV(skipped), instead of failing before anything is sent.
+        these in RV(skipped_instances), instead of failing before anything is sent.
     type: bool
     default: false
   tail_lines:
@@ -400,7 +400,7 @@ batches:
       description: V(success), V(failed), V(timed_out), V(not_started), or V(not_sent_check_mode).
       type: str
 instances:
-  description: One entry per targeted instance (skipped ones are in RV(skipped)), in batch order.
+  description: One entry per targeted instance (skipped ones are in RV(skipped_instances)), in batch order.
   returned: always
   type: list
   elements: dict
@@ -473,8 +473,10 @@ instances:
       description: True for an instance SSM targeted (by tag) that the resolution before sending did not find.
       type: bool
       returned: when true
-skipped:
-  description: Targets left out by O(skip_offline), with why.
+skipped_instances:
+  description:
+    - Targets left out by O(skip_offline), with why.
+    - Not named C(skipped), which Ansible reads as the task having been skipped (and then ignores C(failed_when)).
   returned: always
   type: list
   elements: dict
@@ -491,6 +493,14 @@ skipped:
     outcome:
       description: V(skipped).
       type: str
+offline:
+  description:
+    - When the pre-flight stopped the run (an instance offline without O(skip_offline), or every one
+      offline), the instances that cannot receive commands, with why (C(instance_id), C(ping_status),
+      C(reason), as in RV(skipped_instances)); nothing was sent.
+  returned: when the pre-flight failed
+  type: list
+  elements: dict
 """
 
 try:
@@ -513,7 +523,7 @@ def main():
     try:
         result, failure = rollout.run()
     except SsmRunError as exc:
-        module.fail_json(msg=str(exc), **rollout.partial())
+        module.fail_json(msg=str(exc), **rollout.partial(), **exc.result)
     except (ClientError, BotoCoreError) as exc:
         module.fail_json_aws(exc, msg=rollout.aws_error_message(), **rollout.partial())
     if failure:

@@ -169,8 +169,20 @@ def test_preflight_refuses_an_offline_instance_unless_skipped():
         "InstanceInformationList": online(I1)["InstanceInformationList"]
         + [{"InstanceId": I2, "PingStatus": "ConnectionLost"}]
     }
-    with pytest.raises(rules.SsmRunError, match="1 of 2 target instances cannot receive commands: i-0aaaaaaaaaaaaaaa2"):
+    with pytest.raises(
+        rules.SsmRunError, match="1 of 2 target instances cannot receive commands: i-0aaaaaaaaaaaaaaa2"
+    ) as refused:
         preflight(api(RecordedSSM(describe_instance_information=[answer])), [I1, I2], skip_offline=False)
+    # The result says which, for a report to list them (the failure report does).
+    assert refused.value.result == {
+        "offline": [
+            {
+                "instance_id": I2,
+                "ping_status": "ConnectionLost",
+                "reason": "SSM agent lost its connection (PingStatus ConnectionLost)",
+            }
+        ]
+    }
     up, down = preflight(api(RecordedSSM(describe_instance_information=[answer])), [I1, I2], skip_offline=True)
     assert (up, [d["instance_id"] for d in down]) == ([I1], [I2])
 
