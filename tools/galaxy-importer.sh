@@ -21,7 +21,9 @@ rc=$?
 errors=$(grep -cE '^ERROR|\bERROR\b' "$log")
 warnings=$(grep -cE '^WARNING|\bWARNING\b' "$log")
 echo "galaxy-importer $(basename "$tarball"): exit $rc, $errors errors, $warnings warnings (log: .build/test-logs/galaxy-importer.log)" | tee "$OUT/galaxy.summary"
-if [ "$rc" -ne 0 ] || [ "$errors" -gt 0 ] || [ "$warnings" -gt 0 ]; then
-  grep -E 'ERROR|WARNING' "$log" | head -n 20 >&2
+# Warnings (ansible-lint's findings, as Galaxy shows them) are listed; an error fails.
+grep -E 'WARNING' "$log" | head -n 20 >&2
+if [ "$rc" -ne 0 ] || [ "$errors" -gt 0 ]; then
+  grep -E 'ERROR' "$log" | head -n 20 >&2
   exit 1
 fi
