@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Runs the test layers in order, stopping at the first failure. Each layer prints
 # one summary line: "== <layer>: PASS|FAIL in <s>s — <what it saw>".
-# Usage: tools/run-tests.sh all | lint | ansible-lint | sanity | unit | sandbox-test | molecule | integration
+# Usage: tools/run-tests.sh all | lint | ansible-lint | sanity | galaxy | unit | sandbox-test | molecule | integration
 set -uo pipefail
 # shellcheck source=tools/env.sh
 . "$(dirname "$0")/env.sh"
 OUT=$ROOT/.build/test-logs
 mkdir -p "$OUT"
 
-ALL=(lint ansible-lint sanity unit sandbox-test molecule integration)
+ALL=(lint ansible-lint sanity galaxy unit sandbox-test molecule integration)
 
 summary() { printf '== %-13s %s in %ss — %s\n' "$1:" "$2" "$3" "$4"; }
 
@@ -32,8 +32,11 @@ layer_lint() {
   # Modules run on the managed host's Python: 3.9 and later (tests/config.yml).
   vermin --no-tips --violations --eval-annotations -t=3.9- -q plugins/modules plugins/module_utils || {
     echo "vermin: plugins/modules and plugins/module_utils must run on Python 3.9 (tests/config.yml)" >&2; return 1; }
+  # The docs site's sources: guides, extra-docs.yml, and every module, plugin and role page.
+  tools/docs-lint.sh >"$OUT/docs-lint.log" 2>&1 || {
+    cat "$OUT/docs-lint.log" >&2; echo "antsibull-docs lint-collection-docs: fix the docs above" >&2; return 1; }
   files=$(git ls-files '*.py' | wc -l)
-  LAYER_INFO="ruff clean on $files Python files, modules Python 3.9+ (vermin), yamllint clean on $(git ls-files '*.yml' '*.yaml' | wc -l) YAML files"
+  LAYER_INFO="ruff clean on $files Python files, modules Python 3.9+ (vermin), yamllint clean on $(git ls-files '*.yml' '*.yaml' | wc -l) YAML files, docs lint clean ($(git ls-files 'docs/docsite/rst/*.rst' | wc -l) guides)"
 }
 
 layer_ansible-lint() {
@@ -48,6 +51,9 @@ layer_ansible-lint() {
 }
 
 layer_sanity() { tools/sanity.sh; local rc=$?; LAYER_INFO=$(cat "$OUT/sanity.summary" 2>/dev/null); return $rc; }
+
+# galaxy-importer, the checks Galaxy runs on upload, on the built tarball: no error, no warning.
+layer_galaxy() { tools/galaxy-importer.sh; local rc=$?; LAYER_INFO=$(cat "$OUT/galaxy.summary" 2>/dev/null); return $rc; }
 
 layer_unit() { pytest_layer unit tests/unit demo/tests -q -p no:cacheprovider; }
 
