@@ -1,19 +1,67 @@
 """Entry point of the sandbox's moto server (a named module, so that a leftover
 process of an earlier sandbox is recognisable by its command line).
 
-``--sandbox NAME`` (first) names the sandbox in the command line; moto does not see it."""
+``python -m mlops_sandbox.moto_main --sandbox NAME -p PORT``: moto's WSGI application,
+as ``moto.server`` runs it, but served on each address of the sandbox's listen plan
+(listen.py) by a server of its own, all sharing the one application and so its state."""
 
 from __future__ import annotations
 
+import argparse
+import logging
+import os
+import socket
 import sys
+import threading
 
-from moto.server import main
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from werkzeug.serving import ThreadedWSGIServer
 
-from mlops_sandbox import moto_ecs
+from mlops_sandbox import listen, moto_ecs
+from mlops_sandbox.config import Config
+from mlops_sandbox.process import SandboxError
+
+
+class MotoWsgiServer(listen.PeerCheck, ThreadedWSGIServer):
+    """moto's threaded werkzeug server, refusing peers outside its listener's network."""
+
+
+def serve(port: int) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    # moto.server sets it too: some responses carry URLs back to this server.
+    os.environ.setdefault("MOTO_PORT", str(port))
+    app = DomainDispatcherApplication(create_backend_app)
+    app.debug = True  # as moto.server: errors answered with their traceback, not hidden
+
+    def make(sock: socket.socket) -> MotoWsgiServer:
+        # werkzeug serves a socket it is given (fd) as it is; it duplicates the descriptor.
+        with sock:
+            return MotoWsgiServer(sock.getsockname()[0], port, app, handler=MotoRequestHandler, fd=sock.fileno())
+
+    config = Config()
+    listeners = listen.Listeners("moto", port, make, lambda: listen.sandbox_plan(config))
+    try:
+        listeners.start()
+    except SandboxError as exc:
+        print(f"moto: {exc}", file=sys.stderr)
+        return 1
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        listeners.close()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m mlops_sandbox.moto_main", description=__doc__)
+    parser.add_argument("--sandbox", required=True, help="the sandbox name (in the command line only)")
+    parser.add_argument("-p", "--port", type=int, required=True)
+    args = parser.parse_args(argv)
+    moto_ecs.install()
+    return serve(args.port)
+
 
 if __name__ == "__main__":
-    moto_ecs.install()
-    args = sys.argv[1:]
-    if args[:1] == ["--sandbox"]:
-        args = args[2:]
-    sys.exit(main(args))
+    sys.exit(main())

@@ -13,7 +13,7 @@ from .process import Daemon, SandboxError, free_port, http_ok, sandbox_pids, sto
 
 MARKER = "mlops_sandbox.moto_main"
 # What the server runs besides moto itself: a running server older than these is restarted.
-CODE = ("moto_main.py", "moto_ecs.py")
+CODE = ("moto_main.py", "moto_ecs.py", "listen.py", "containers.py")
 
 
 def code_digest() -> str:
@@ -56,8 +56,6 @@ class MotoServer:
                 MARKER,
                 "--sandbox",
                 self.config.name,
-                "-H",
-                self.config.bind_host,
                 "-p",
                 str(self.config.moto_port),
             ],
