@@ -83,13 +83,14 @@ def plan(bridges: list[containers.Bridge], extra: list[str]) -> list[Listen]:
 
 
 def sandbox_plan(config: Config) -> list[Listen]:
-    """The plan for this sandbox now: loopback alone while no Docker engine answers."""
+    """The plan for this sandbox now (loopback alone while no Docker engine answers)."""
     extra = widened(config.bind)
-    try:
-        bridges = [containers.default_bridge(), *containers.sandbox_bridges(config)]
-    except SandboxError as exc:
-        log.warning("no Docker bridges to listen on (%s): loopback only until the engine answers", exc)
-        bridges = []
+    bridges = []
+    for find in (lambda: [containers.default_bridge()], lambda: containers.sandbox_bridges(config)):
+        try:
+            bridges += find()
+        except SandboxError as exc:
+            log.warning("a Docker bridge to listen on is missing (%s); looking again on the next network event", exc)
     return plan(bridges, extra)
 
 
