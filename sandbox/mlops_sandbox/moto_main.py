@@ -2,14 +2,17 @@
 process of an earlier sandbox is recognisable by its command line).
 
 ``python -m mlops_sandbox.moto_main --sandbox NAME -p PORT``: moto's WSGI application,
-as ``moto.server`` runs it, but served on each address of the sandbox's listen plan
-(listen.py) by a server of its own, all sharing the one application and so its state."""
+as ``moto.server`` runs it, behind the call recorder (``moto_record.py``: every call it
+answers goes to the sandbox's call log), served on each address of the sandbox's listen
+plan (listen.py) by a server of its own, all sharing the one application and so its state.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import os
+import signal
 import socket
 import sys
 import threading
@@ -19,6 +22,7 @@ from werkzeug.serving import ThreadedWSGIServer
 
 from mlops_sandbox import listen, moto_ecs
 from mlops_sandbox.config import Config
+from mlops_sandbox.moto_record import Recorder
 from mlops_sandbox.process import SandboxError
 
 
@@ -26,19 +30,19 @@ class MotoWsgiServer(listen.PeerCheck, ThreadedWSGIServer):
     """moto's threaded werkzeug server, refusing peers outside its listener's network."""
 
 
-def serve(port: int) -> int:
+def serve(config: Config, port: int) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     # moto.server sets it too: some responses carry URLs back to this server.
     os.environ.setdefault("MOTO_PORT", str(port))
     app = DomainDispatcherApplication(create_backend_app)
-    app.debug = True  # as moto.server: errors answered with their traceback, not hidden
+    app.debug = True  # type: ignore[attr-defined]  # as moto's own server: errors answered, not raised
+    recorded = Recorder(app, config)
 
     def make(sock: socket.socket) -> MotoWsgiServer:
         # werkzeug serves a socket it is given (fd) as it is; it duplicates the descriptor.
         with sock:
-            return MotoWsgiServer(sock.getsockname()[0], port, app, handler=MotoRequestHandler, fd=sock.fileno())
+            return MotoWsgiServer(sock.getsockname()[0], port, recorded, handler=MotoRequestHandler, fd=sock.fileno())
 
-    config = Config()
     listeners = listen.Listeners("moto", port, make, lambda: listen.sandbox_plan(config))
     try:
         listeners.start()
@@ -47,21 +51,25 @@ def serve(port: int) -> int:
         return 1
     try:
         threading.Event().wait()
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemExit):
         pass
     finally:
         listeners.close()
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m mlops_sandbox.moto_main", description=__doc__)
     parser.add_argument("--sandbox", required=True, help="the sandbox name (in the command line only)")
     parser.add_argument("-p", "--port", type=int, required=True)
     args = parser.parse_args(argv)
+    config = Config()
+    if args.sandbox != config.name:
+        parser.error(f"--sandbox {args.sandbox} does not match MLOPS_SANDBOX_NAME={config.name}")
     moto_ecs.install()
-    return serve(args.port)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    return serve(config, args.port)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

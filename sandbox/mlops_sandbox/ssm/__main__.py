@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     engine.start()
     moto_pid = Daemon("moto", config.state_dir, config.log_dir).pid()
     ecr = EcrImages(config, _repository_exists(config))
-    service = Service(api, control, faults, ("127.0.0.1", config.moto_port), code_digest(), moto_pid, ecr)
+    service = Service(api, control, faults, ("127.0.0.1", config.moto_port), code_digest(), moto_pid, ecr, config)
     listeners = listen.Listeners(
         "ssm", config.ssm_port, lambda sock: make_server(service, sock), lambda: listen.sandbox_plan(config)
     )
