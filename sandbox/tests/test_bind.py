@@ -266,7 +266,7 @@ def test_an_instance_reaches_aws_but_not_the_control_plane(ssm, model_servers, c
         '"$AWS_ENDPOINT_URL_SSM/_sandbox/faults/throttle"',
     ]
     if CONFIG.registry_enabled:
-        ca = f"/etc/docker/certs.d/{CONFIG.ecr_host}/ca.crt"
+        ca = f"/etc/docker/certs.d/{CONFIG.registry_address}/ca.crt"
         lines.append(f"curl -s -o /dev/null -w '%{{http_code}}\\n' --cacert {ca} https://{CONFIG.registry_address}/v2/")
     out = run_on(ssm, model_servers[0], lines).splitlines()
     assert out[0] == CONFIG.account_id
