@@ -73,8 +73,9 @@ def test_login_push_pull_with_motos_token(tmp_path):
         "repositoryUri"
     ]
     assert uri == f"{CONFIG.ecr_host}/{name}"
-    ref = f"{uri}:1"
-    login = docker(["login", "--username", user, "--password-stdin", host], tmp_path, password)
+    # moto names the registry without a port; clients add it unless it is 443 (registry_address).
+    ref = f"{CONFIG.registry_address}/{name}:1"
+    login = docker(["login", "--username", user, "--password-stdin", CONFIG.registry_address], tmp_path, password)
     assert login.returncode == 0, login.stderr
     assert "Login Succeeded" in login.stdout
     try:
@@ -92,7 +93,9 @@ def test_login_push_pull_with_motos_token(tmp_path):
 
 @needs_registry
 def test_wrong_password_is_refused(tmp_path):
-    login = docker(["login", "--username", "AWS", "--password-stdin", CONFIG.ecr_host], tmp_path, "not-the-token")
+    login = docker(
+        ["login", "--username", "AWS", "--password-stdin", CONFIG.registry_address], tmp_path, "not-the-token"
+    )
     assert login.returncode != 0
     assert "401 Unauthorized" in login.stderr
     config = tmp_path / "config.json"  # docker writes it only when a login succeeds
