@@ -20,7 +20,7 @@ import threading
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import ThreadedWSGIServer
 
-from mlops_sandbox import listen, moto_ecs
+from mlops_sandbox import listen, moto_ecs, moto_ecs_tasks, moto_events
 from mlops_sandbox.config import Config
 from mlops_sandbox.moto_record import Recorder
 from mlops_sandbox.process import SandboxError
@@ -31,7 +31,6 @@ class MotoWsgiServer(listen.PeerCheck, ThreadedWSGIServer):
 
 
 def serve(config: Config, port: int) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     # moto.server sets it too: some responses carry URLs back to this server.
     os.environ.setdefault("MOTO_PORT", str(port))
     app = DomainDispatcherApplication(create_backend_app)
@@ -66,7 +65,10 @@ def main(argv: list[str]) -> int:
     config = Config()
     if args.sandbox != config.name:
         parser.error(f"--sandbox {args.sandbox} does not match MLOPS_SANDBOX_NAME={config.name}")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     moto_ecs.install()
+    # RunTask runs real containers; EventBridge rules with ECS targets run their tasks.
+    moto_events.install(config, moto_ecs_tasks.install(config))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     return serve(config, args.port)
 

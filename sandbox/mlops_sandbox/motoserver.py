@@ -21,6 +21,9 @@ CODE = (
     "calls.py",
     "config.py",
     "listen.py",
+    "moto_ecs_tasks.py",
+    "ecs_relay.py",
+    "moto_events.py",
     "containers.py",
 )
 
