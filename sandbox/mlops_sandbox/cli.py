@@ -21,7 +21,7 @@ import argparse
 import json
 import sys
 
-from . import envfile
+from . import envfile, listen
 from .client import Sandbox, SandboxControlError
 from .config import Config
 from .fleet import Fleet
@@ -115,6 +115,8 @@ def _parser() -> argparse.ArgumentParser:
 def _lifecycle(action: str, config: Config) -> None:
     parts = components(config)
     if action == "up":
+        # A bad MLOPS_SANDBOX_BIND stops here, before anything starts.
+        listen.widened(config.bind)
         for part in parts:
             print(f"sandbox: {part.up()}", flush=True)
         path = envfile.write(config, _image_exports(config))

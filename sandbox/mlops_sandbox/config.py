@@ -26,7 +26,9 @@ class Config:
     account_id: str = "123456789012"  # moto's fixed account
     moto_port: int = field(default_factory=lambda: int(_env("MOTO_PORT", "4566")))
     ssm_port: int = field(default_factory=lambda: int(_env("SSM_PORT", "4567")))
-    bind_host: str = field(default_factory=lambda: _env("BIND", "0.0.0.0"))
+    # Addresses the servers listen on besides loopback and the Docker bridges (listen.py):
+    # empty by default; "0.0.0.0" opens them to every network the machine is on.
+    bind: str = field(default_factory=lambda: _env("BIND", ""))
     state_root: Path = field(default_factory=lambda: Path(_env("STATE", "/var/tmp/mlops-sandbox")))
     env_file: Path = field(default_factory=lambda: Path(_env("ENV_FILE", ".sandbox/env")))
     # The ECR stand-in (registry.py). Port 443 and the /etc/hosts name are machine-wide:

@@ -12,8 +12,9 @@ import logging
 import sys
 import threading
 
+from .. import listen, relay
 from ..config import Config
-from ..process import Daemon
+from ..process import Daemon, SandboxError
 from ..ssmservice import code_digest
 from .api import Api
 from .aws import client
@@ -64,22 +65,41 @@ def main(argv: list[str] | None = None) -> int:
     service = Service(
         api, control, faults, ("127.0.0.1", config.moto_port), code_digest(), moto_pid, ecr, config, events
     )
-    server = make_server(service, config.bind_host, config.ssm_port)
+    listeners = listen.Listeners(
+        "ssm", config.ssm_port, lambda sock: make_server(service, sock), lambda: listen.sandbox_plan(config)
+    )
+    try:
+        listeners.start()
+    except SandboxError as exc:
+        log.error("%s", exc)
+        engine.stop()
+        return 1
+    control.on_network = lambda gateway: _follow_network(config, listeners, gateway)
     log.info(
-        "SSM service for sandbox %s on %s:%d (moto on :%d)",
+        "SSM service for sandbox %s on %s port %d (moto on :%d)",
         config.name,
-        config.bind_host,
+        ", ".join(listeners.addresses),
         config.ssm_port,
         config.moto_port,
     )
     try:
-        server.serve_forever()
+        threading.Event().wait()
     except KeyboardInterrupt:
         pass
     finally:
         engine.stop()
-        server.server_close()
+        listeners.close()
     return 0
+
+
+def _follow_network(config: Config, listeners: listen.Listeners, gateway: str) -> None:
+    """A network was just made for instances: this service, moto and the registry listen
+    on its gateway before anything is started on it (the others follow Docker's events)."""
+    listeners.sync()
+    ports = [config.ssm_port, config.moto_port]
+    if config.registry_enabled and relay.daemon(config).pid():
+        ports.append(config.registry_port)
+    listen.wait_listening(gateway, ports, timeout=30)
 
 
 def _repository_exists(config: Config):

@@ -16,6 +16,7 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from .. import containers
@@ -53,6 +54,9 @@ class Control:
         self.provision_lock = threading.Lock()
         self._ami: str | None = None
         self._subnet: str | None = None
+        # Called with the network's gateway before containers start on it (the servers
+        # listen there; see listen.py).
+        self.on_network: Callable[[str], None] | None = None
 
     # -- views -------------------------------------------------------------------------
     def view(self, inst: Instance) -> dict:
@@ -210,6 +214,8 @@ class Control:
 
     def _start_containers(self, instances: list[Instance], image: str) -> None:
         gateway = containers.ensure_network(self.config)
+        if self.on_network:
+            self.on_network(gateway)
         with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
             errors = [f.exception() for f in [pool.submit(self._run_container, i, image, gateway) for i in instances]]
         failed = [str(e) for e in errors if e is not None]

@@ -5,7 +5,10 @@
   forwarded to moto as it came, so one endpoint serves all of SSM.
 - ``/_agent/poll``, ``/_agent/update``: the instances' agents.
 - ``/_sandbox/...``: instances, faults, timing settings, API call counters, the call log
-  (``GET /_sandbox/calls/log?since=<epoch>``; see ``routes``), JSON in and out.
+  (``GET /_sandbox/calls/log?since=<epoch>``; see ``routes``), JSON in and out; answered to
+  loopback peers only (the host's own clients), refused to everyone else before anything
+  is read: the instances reach this service too, and these routes launch privileged
+  containers and run commands in them.
 
 Every SSM call is counted per action, may be throttled by the fault switch, and waits the
 latency setting (``timing.py``), before it is answered or forwarded. What the service
@@ -17,13 +20,16 @@ moto, so each call is logged once.
 from __future__ import annotations
 
 import http.client
+import ipaddress
 import json
 import logging
+import socket
 import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from .. import arns, calls
+from ..listen import PeerCheck, adopt
 from ..moto_record import json_object
 from ..process import SandboxError
 from .api import Api
@@ -267,7 +273,23 @@ class Handler(BaseHTTPRequestHandler):
             self._reply(400, {"message": str(exc)})
 
     # -- sandbox controls ---------------------------------------------------------------------------
+    def _from_loopback(self) -> bool:
+        try:
+            return ipaddress.ip_address(self.client_address[0]).is_loopback
+        except ValueError:
+            return False
+
     def _control(self, method: str, path: str) -> None:
+        if not self._from_loopback():
+            # Nothing of the request is read; the connection is not reused.
+            log.info("control %s %s refused to %s", method, path, self.client_address[0])
+            self.close_connection = True
+            self._reply(
+                403,
+                {"error": "the sandbox's control endpoint answers on 127.0.0.1 only"},
+                {"Content-Type": "application/json", "Connection": "close"},
+            )
+            return
         query = dict(urllib.parse.parse_qsl(urllib.parse.urlparse(self.path).query))
         try:
             body = self._json() if method != "GET" else {}
@@ -347,12 +369,13 @@ def _done(_ignored, value):
     return value
 
 
-class Server(ThreadingHTTPServer):
+class Server(PeerCheck, ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 256
     allow_reuse_address = True
 
 
-def make_server(service: Service, host: str, port: int) -> Server:
+def make_server(service: Service, sock: socket.socket) -> Server:
+    """The service on a listening socket (listen.Listeners makes one per address)."""
     handler = type("SsmHandler", (Handler,), {"service": service})
-    return Server((host, port), handler)
+    return adopt(Server(sock.getsockname(), handler, bind_and_activate=False), sock)
