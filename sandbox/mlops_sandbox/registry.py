@@ -12,9 +12,10 @@ endpoint real on the machine:
   ``<account>-auth-token`` or ``<account>-auth-token.<access key>``, anything else
   refused) and records every pull and push in the call log as its ECR action; the
   registry itself listens on an abstract Unix socket of the sandbox only;
-- clients reach it on all addresses, port 443, the host name mapped in ``/etc/hosts`` to the
-  Docker bridge gateway, an address the host and every container reach alike
-  (instances get the same mapping with ``--add-host <ecr_host>:<gateway>``).
+- port 443: the front on ``127.0.0.1`` itself and, through the relay (relay.py), on the
+  gateways of the Docker bridges (listen.py), nothing else; the host name mapped in
+  ``/etc/hosts`` to the default bridge's gateway, which the host and its engine reach
+  (instances map it to their own network's gateway with ``--add-host <ecr_host>:<gateway>``).
 
 Port 443 and the host name are machine-wide, so only one sandbox on a machine runs the
 registry; the others set ``MLOPS_SANDBOX_REGISTRY=0``. ``down`` stops the process and
@@ -44,15 +45,17 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from . import containers
 from .config import Config
 from .process import Daemon, SandboxError, free_port, wait_until
+from .relay import Relay
 
 USER = "AWS"
 HOSTS_FILE = Path("/etc/hosts")
 CERTS_D = Path("/etc/docker/certs.d")
 PACKAGES_HINT = "run `make setup` (it installs Debian's docker-registry)"
 PROXY = "mlops_sandbox.registry_proxy"
-PROXY_CODE = ("registry_proxy.py", "calls.py", "arns.py", "config.py")
+PROXY_CODE = ("registry_proxy.py", "calls.py", "arns.py", "config.py", "relay.py", "listen.py")
 
 
 def proxy_digest() -> str:
@@ -127,31 +130,7 @@ def bridge_gateway_ip() -> str:
     It reaches the host from the host itself and from every container, so one
     mapping of the registry's name serves both.
     """
-    try:
-        out = subprocess.run(
-            ["docker", "network", "inspect", "bridge", "--format", "{{json .}}"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=True,
-        ).stdout
-    except (OSError, subprocess.SubprocessError) as exc:
-        raise SandboxError(f"cannot inspect Docker's bridge network ({exc}); is the engine running?") from exc
-    network = json.loads(out)
-    for conf in (network.get("IPAM") or {}).get("Config") or []:
-        if conf.get("Gateway"):
-            return conf["Gateway"]
-    # The default bridge often lists only its subnet: the gateway is the bridge's address.
-    iface = (network.get("Options") or {}).get("com.docker.network.bridge.name", "docker0")
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        out = subprocess.run(
-            ["ip", "-4", "-o", "addr", "show", "dev", iface], capture_output=True, text=True, timeout=10, check=True
-        ).stdout
-        for word in out.split():
-            if "/" in word:
-                with contextlib.suppress(ValueError):
-                    return str(ipaddress.ip_interface(word).ip)
-    raise SandboxError(f"cannot find the address of Docker's bridge ({iface}); is the engine running?")
+    return containers.default_bridge().gateway
 
 
 def engine_resolves(address: str) -> bool:
@@ -311,6 +290,7 @@ class Registry:
         self.daemon = Daemon("registry", config.state_dir, config.log_dir)
         self.backend = Daemon("registry-backend", config.state_dir, config.log_dir)
         self.config_file = self.dir / "mlops-sandbox-registry.yml"
+        self.relay = Relay(config)
 
     @property
     def certs_d_entry(self) -> Path:
@@ -331,8 +311,9 @@ class Registry:
         if missing:
             raise SandboxError(f"{' and '.join(missing)} not found; {PACKAGES_HINT}")
 
-    def _write_config(self) -> None:
-        settings = {
+    def settings(self) -> dict:
+        """The registry's configuration, but for its random HTTP secret."""
+        return {
             "version": 0.1,
             "log": {"level": "info", "formatter": "text", "fields": {"service": "registry"}},
             "storage": {"filesystem": {"rootdirectory": str(self.dir / "data")}, "delete": {"enabled": True}},
@@ -340,13 +321,40 @@ class Registry:
             "http": {
                 "net": "unix",
                 "addr": backend_socket(self.config),
-                "secret": secrets.token_hex(16),
                 "relativeurls": True,
                 "headers": {"X-Content-Type-Options": ["nosniff"]},
             },
+            # Pushes become ECR's "ECR Image Action" events (ssm/ecr_events.py); the SSM
+            # service is on this machine, reached on the loopback.
+            "notifications": {
+                "endpoints": [
+                    {
+                        "name": "mlops-sandbox-ecr-events",
+                        "url": f"{self.config.ssm_url}/_sandbox/ecr/events",
+                        "headers": {"Content-Type": ["application/json"]},
+                        "timeout": "5s",
+                        "threshold": 5,
+                        "backoff": "1s",
+                        "ignore": {"actions": ["pull"]},
+                    }
+                ]
+            },
         }
+
+    def _write_config(self) -> None:
+        settings = self.settings()
+        settings["http"]["secret"] = secrets.token_hex(16)
         # JSON is YAML; the registry reads either.
         self.config_file.write_text(json.dumps(settings, indent=2) + "\n")
+
+    def _config_current(self) -> bool:
+        """Whether the running registry was started with today's settings."""
+        try:
+            written = json.loads(self.config_file.read_text())
+        except (OSError, ValueError):
+            return False
+        written.get("http", {}).pop("secret", None)
+        return written == self.settings()
 
     def _update_hosts(self, gateway: str) -> bool:
         try:
@@ -375,8 +383,16 @@ class Registry:
         current = False
         with contextlib.suppress(OSError):
             current = stamp.read_text().strip() == proxy_digest()
-        running = current and self.daemon.pid() is not None and self.backend.pid() is not None and self.healthy()
+        running = (
+            current
+            and self.daemon.pid() is not None
+            and self.backend.pid() is not None
+            and self.healthy()
+            and self._config_current()
+        )
         if not running or reissued:
+            # The relay holds the port on the bridges: it goes first, and comes back after.
+            self.relay.stop()
             self.daemon.stop()
             self.backend.stop()
             try:
@@ -402,6 +418,7 @@ class Registry:
             )
             wait_until(self.healthy, 30, f"registry front (pid {pid}) on :{port}", self.daemon.log_tail)
             stamp.write_text(proxy_digest() + "\n")
+        relayed = self.relay.up()
         hosts_changed = self._update_hosts(gateway)
         self._install_ca_for_engine()
         # Through the name, as every client will reach it, the engine included.
@@ -412,10 +429,11 @@ class Registry:
         state = "already up" if running and not reissued else "up"
         return (
             f"registry {state} at https://{self.config.registry_address} -> {gateway} (pid {self.daemon.pid()}, "
-            f"user {USER}, CA {self.config.registry_ca}; calls recorded per identity)"
+            f"user {USER}, CA {self.config.registry_ca}; calls recorded per identity; {relayed})"
         )
 
     def down(self) -> str:
+        self.relay.stop()
         stopped = self.daemon.stop()
         stopped = self.backend.stop() or stopped
         with contextlib.suppress(SandboxError):

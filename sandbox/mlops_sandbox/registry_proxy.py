@@ -2,7 +2,8 @@
 
 ``python -m mlops_sandbox.registry_proxy --sandbox NAME`` (started by ``registry.py``)
 listens where clients reach the ECR stand-in (the registry port, TLS with the registry's
-certificate), checks each request's credentials and passes it on to Debian's
+certificate; on ``127.0.0.1``, the relay (``relay.py``) passing the bridges' gateways on to
+it byte for byte), checks each request's credentials and passes it on to Debian's
 ``docker-registry``, which listens on a Unix socket of the sandbox only.
 
 Credentials: ``docker login`` with user ``AWS`` and the password from the sandbox's
@@ -34,6 +35,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from . import arns, calls
 from .config import Config, for_daemon
+from .relay import registry_address
 
 log = logging.getLogger("mlops_sandbox.registry_proxy")
 USER = "AWS"
@@ -248,7 +250,8 @@ class Server(ThreadingHTTPServer):
 
 def make_server(config: Config, backend: str) -> Server:
     handler = type("RegistryHandler", (Handler,), {"config": config, "backend": backend})
-    server = Server((config.bind_host, config.registry_port), handler)
+    # Loopback (the relay serves it on the bridges' gateways), or everywhere when widened so.
+    server = Server((registry_address(config), config.registry_port), handler)
     server.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server.context.load_cert_chain(config.registry_dir / "server.crt", config.registry_dir / "server.key")
     return server
@@ -261,9 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     config = for_daemon(parser, args)
     server = make_server(config, args.backend)
-    log.info(
-        "ECR front for sandbox %s on %s:%d -> %s", config.name, config.bind_host, config.registry_port, args.backend
-    )
+    log.info("ECR front for sandbox %s on %s:%d -> %s", config.name, *server.server_address[:2], args.backend)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

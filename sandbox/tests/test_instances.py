@@ -100,11 +100,11 @@ def test_registry_contract_inside_full_instances(ssm, model_servers):
         [
             f"getent hosts {config.ecr_host} | cut -d' ' -f1",
             "ip route | awk '/default/ {print $3}'",
-            f"cat /etc/docker/certs.d/{config.ecr_host}/ca.crt 2>/dev/null | sha256sum | cut -c1-16 || true",
+            f"cat /etc/docker/certs.d/{config.registry_address}/ca.crt 2>/dev/null | sha256sum | cut -c1-16 || true",
         ],
     )
     address, gateway, ca_digest = out.splitlines()
-    assert address == gateway  # the Docker bridge gateway: the host, where the registry listens on 443
+    assert address == gateway  # its network's gateway: the host, where the registry listens (listen.py)
     if config.registry_ca.is_file():
         assert ca_digest == hashlib.sha256(config.registry_ca.read_bytes()).hexdigest()[:16]
 

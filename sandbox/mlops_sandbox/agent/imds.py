@@ -5,7 +5,7 @@ Tokens come from ``PUT /latest/api/token`` with ``X-aws-ec2-metadata-token-ttl-s
 on an instance with ``HttpTokens=required``. It serves the instance identity, placement,
 and the credentials of the instance profile's role -- an STS session of that role named
 after the instance, as EC2's, obtained from the SSM service's control plane
-(``GET /_sandbox/credentials``, EC2's side of it) -- so boto3 and the AWS CLI on the
+(``POST /_agent/credentials``, EC2's side of it) -- so boto3 and the AWS CLI on the
 instance find credentials the way they do on EC2, and every call they sign is the
 instance role's in the sandbox's call log. Standard library only.
 """
@@ -107,9 +107,15 @@ class Metadata:
                 return held
         if not self.control:
             return None
-        url = f"{self.control}/_sandbox/credentials?{urllib.parse.urlencode({'instance_id': self.instance_id})}"
+        url = f"{self.control}/_agent/credentials"
+        req = urllib.request.Request(
+            url,
+            data=json.dumps({"instance_id": self.instance_id}).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
         try:
-            with urllib.request.urlopen(url, timeout=20) as resp:  # noqa: S310 - the sandbox's own service
+            with urllib.request.urlopen(req, timeout=20) as resp:  # noqa: S310 - the sandbox's own service
                 fresh = json.loads(resp.read())
         except (OSError, ValueError) as exc:
             print(f"imds: no role credentials from {url}: {exc}", file=sys.stderr, flush=True)

@@ -9,7 +9,9 @@ the end of the step); empty lines are left out, as CloudWatch takes no empty mes
 As the real agent, it writes an instance's output with the instance profile role's
 credentials (``credentials_for(instance_id)``, set by the service; None: the service's own key), so the call log shows
 these writes as the instance's: DescribeLogGroups, CreateLogGroup only when the group is
-missing, CreateLogStream, PutLogEvents.
+missing, CreateLogStream, PutLogEvents. As the agent, it looks the group up once per
+command (not once per service lifetime), so every run's calls are in the log whatever ran
+before it on the same sandbox.
 """
 
 from __future__ import annotations
@@ -34,6 +36,12 @@ def default_group(document: str) -> str:
     return f"/aws/ssm/{document}"
 
 
+def _command(stream: str) -> str:
+    """The command of a ``<command-id>/<instance-id>/...`` stream ("" for any other stream)."""
+    head, sep, _rest = stream.partition("/")
+    return head if sep else ""
+
+
 class LogWriter:
     """Background writer: ``write()`` never blocks the caller on moto."""
 
@@ -44,7 +52,7 @@ class LogWriter:
         self.instance_clients: dict[str, tuple[str, object]] = {}
         self.queue: queue.Queue[tuple[str, str, str, bool] | None] = queue.Queue()
         self.partial: dict[tuple[str, str], str] = defaultdict(str)
-        self.known_groups: set[str] = set()
+        self.known_groups: set[tuple[str, str]] = set()  # (group, command id)
         self.known_streams: set[tuple[str, str]] = set()
         self.pending = 0
         self.idle = threading.Condition()
@@ -136,13 +144,13 @@ class LogWriter:
                 return
             except (BotoCoreError, ClientError) as exc:
                 # A group deleted by a test under our feet: forget what we knew and retry once.
-                self.known_groups.discard(group)
+                self.known_groups.discard((group, _command(stream)))
                 self.known_streams.discard((group, stream))
                 if attempt == 2:
                     log.warning("CloudWatch write to %s %s failed: %s", group, stream, exc)
 
     def _ensure(self, client, group: str, stream: str, as_instance: bool) -> None:
-        if group not in self.known_groups:
+        if (group, _command(stream)) not in self.known_groups:
             found = as_instance and any(
                 g["logGroupName"] == group
                 for g in client.describe_log_groups(logGroupNamePrefix=group).get("logGroups", [])
@@ -150,7 +158,7 @@ class LogWriter:
             if not found:
                 with contextlib.suppress(client.exceptions.ResourceAlreadyExistsException):
                     client.create_log_group(logGroupName=group)
-            self.known_groups.add(group)
+            self.known_groups.add((group, _command(stream)))
         if (group, stream) not in self.known_streams:
             with contextlib.suppress(client.exceptions.ResourceAlreadyExistsException):
                 client.create_log_stream(logGroupName=group, logStreamName=stream)

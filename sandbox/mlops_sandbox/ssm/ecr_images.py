@@ -10,6 +10,11 @@ manifest digests (``Docker-Content-Digest``), media types and sizes, with ECR's 
 pagination and errors. Repositories stay moto's (CreateRepository, DescribeRepositories
 and every other ECR action are forwarded to it); an image of a repository moto does not
 know is RepositoryNotFoundException, as on AWS.
+
+GetAuthorizationToken goes to moto (whose recorder hands each caller a token of its own,
+``moto_record.py``); ``authorization`` then names this sandbox's registry with its port in
+``proxyEndpoint`` when it is not on 443 (several sandboxes on one machine), so ``docker
+login`` with what ECR returns reaches it (``ecr_login``, ``get-login-password``).
 """
 
 from __future__ import annotations
