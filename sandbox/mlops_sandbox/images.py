@@ -75,6 +75,13 @@ BAKE_CLEANUP = (
     " /etc/docker/key.json"
 )
 HOST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# The role builds the local reverse proxy's image FROM the base image, on the engine inside
+# the bake container, which has no registry to pull from: the base image goes in as a
+# ``docker save`` archive (kept in the cache per base image ID). The built proxy image is
+# saved into the image (PROXY_IMAGE_ARCHIVE): the inner engine's storage is not part of it,
+# so an instance's first boot restores the proxy from there (the role's init script).
+BASE_ARCHIVE = "images/base.tar"
+PROXY_IMAGE_ARCHIVE = "/var/lib/mlops-proxy/image.tar"
 # Inside the bake container: apt's archives and lists and pip's cache are the machine's
 # (reused by the next bake, never in the image); the machine's CA bundle for pip.
 BAKE_MOUNT_DIR = "/run/mlops-bake"
@@ -126,9 +133,12 @@ def lock_pins(packages: tuple[str, ...] = HOST_PACKAGES) -> dict[str, str]:
     return {p: pins[p] for p in packages}
 
 
-def bake_variables(pins: dict[str, str]) -> dict:
+def bake_variables(pins: dict[str, str], base_image: str = "mlops-deploy/debian:bookworm") -> dict:
     """The sandbox's settings for ``playbooks/ec2_host.yml``; everything else is the role's default."""
     return {
+        "ec2_host_proxy_base_image": base_image,
+        "ec2_host_proxy_base_image_archive": f"{BAKE_MOUNT_DIR}/{BASE_ARCHIVE}",
+        "ec2_host_proxy_image_archive": PROXY_IMAGE_ARCHIVE,
         "mlops_targets": "all",
         # Root in the container already; the base image has no sudo.
         "ansible_become": False,
@@ -226,7 +236,7 @@ class HostImage:
         self._key: str | None = None
 
     def variables(self) -> dict:
-        return bake_variables(lock_pins())
+        return bake_variables(lock_pins(), self.config.base_image)
 
     def key(self) -> str:
         if self._key is None:
@@ -301,10 +311,23 @@ class HostImage:
             mounts.append(f"--volume={cache / sub}:{target}")
         (cache / "apt-lists" / "partial").mkdir(exist_ok=True)
         (cache / "apt-archives" / "partial").mkdir(exist_ok=True)
+        mounts.append(f"--volume={self._base_archive(cache)}:{BAKE_MOUNT_DIR}/{BASE_ARCHIVE}:ro")
         ca = self._host_ca()
         if ca:
             mounts.append(f"--volume={ca}:{BAKE_MOUNT_DIR}/ca.crt:ro")
         return mounts
+
+    def _base_archive(self, cache: Path) -> Path:
+        """The base image as a ``docker save`` archive, made once per base image ID."""
+        archive = cache / "images" / f"base-{base_image_id(self.config).split(':')[-1][:12]}.tar"
+        if not archive.is_file():
+            archive.parent.mkdir(parents=True, exist_ok=True)
+            for old in archive.parent.glob("base-*.tar"):
+                old.unlink()
+            partial = archive.with_suffix(".partial")
+            docker("save", "--output", str(partial), self.config.base_image, timeout=600)
+            partial.rename(archive)
+        return archive
 
     @staticmethod
     def _host_ca() -> str | None:

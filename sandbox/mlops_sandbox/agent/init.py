@@ -9,7 +9,10 @@
    CAP_SYS_RESOURCE is refused. The engine is the host's service, started once as at
    boot, not supervised: ``/etc/init.d/docker status|stop`` and the role's restart
    handler find it by its pid file, and nothing here starts a second one behind them.
-3. The SSM agent (restarted if it exits, as systemd would; a stopped -- SIGSTOP -- agent
+3. The local reverse proxy when the image enables it at boot (the ec2_host role's
+   ``/etc/init.d/mlops-proxy``, linked in /etc/rc2.d), in the background: its container
+   from the image archive the bake saved, the engine's storage being new at a first boot.
+4. The SSM agent (restarted if it exits, as systemd would; a stopped -- SIGSTOP -- agent
    is an agent that "stops answering", which is how the sandbox takes an instance offline).
 
 It reaps every orphan (scripts run by the agent may leave background processes; the
@@ -76,6 +79,16 @@ def start_dockerd() -> None:
     log("docker engine did not answer within 120s; see /var/log/docker.log")
 
 
+def start_boot_services() -> None:
+    """The init scripts of the host's own services enabled at boot (``mlops-proxy``), in the
+    background; their output goes to /var/log/<name>.boot.log."""
+    for link in sorted(Path("/etc/rc2.d").glob("S*mlops-proxy")):
+        name = link.name.lstrip("S0123456789")
+        with open(f"/var/log/{name}.boot.log", "ab") as out:
+            subprocess.Popen([str(link), "start"], stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+        log(f"{name} starting (log /var/log/{name}.boot.log)")
+
+
 def stop_dockerd() -> None:
     """The engine, if it runs (whoever started it last: this boot, the role, the init script)."""
     subprocess.run(STOP_DOCKERD, capture_output=True, check=False)
@@ -104,6 +117,7 @@ def main() -> int:
     engine = docker_enabled_at_boot()
     if engine:
         start_dockerd()
+        start_boot_services()
     children: dict[str, subprocess.Popen] = {}
     children["agent"] = start_agent()
     log(f"ssm agent started (pid {children['agent'].pid})")
