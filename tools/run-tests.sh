@@ -29,8 +29,11 @@ layer_lint() {
   ruff check --output-format concise "${dirs[@]}" || return 1
   ruff format --check "${dirs[@]}" || { echo "ruff format: run 'ruff format ${dirs[*]}' to fix" >&2; return 1; }
   yamllint -s . || return 1
+  # Modules run on the managed host's Python: 3.9 and later (tests/config.yml).
+  vermin --no-tips --violations --eval-annotations -t=3.9- -q plugins/modules plugins/module_utils || {
+    echo "vermin: plugins/modules and plugins/module_utils must run on Python 3.9 (tests/config.yml)" >&2; return 1; }
   files=$(git ls-files '*.py' | wc -l)
-  LAYER_INFO="ruff clean on $files Python files, yamllint clean on $(git ls-files '*.yml' '*.yaml' | wc -l) YAML files"
+  LAYER_INFO="ruff clean on $files Python files, modules Python 3.9+ (vermin), yamllint clean on $(git ls-files '*.yml' '*.yaml' | wc -l) YAML files"
 }
 
 layer_ansible-lint() {

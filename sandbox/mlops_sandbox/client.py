@@ -151,6 +151,10 @@ class Sandbox:
         """``{"calls": {action: n}, "throttled": {action: n}, "total": n}`` since the last reset."""
         return self._call("GET", "/calls")
 
+    def call_log(self, since: float | None = None) -> list[dict]:
+        """The call log of every component (``mlops_sandbox.calls``), oldest first, identities resolved."""
+        return self._call("GET", "/calls/log" + (f"?since={since}" if since is not None else ""))["calls"]
+
     def reset_calls(self) -> dict:
         """Reset the counters; returns what they were."""
         return self._call("POST", "/calls/reset", {})

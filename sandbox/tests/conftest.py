@@ -156,8 +156,9 @@ def control(sandbox_env):
     return Sandbox(sandbox_env["MLOPS_SANDBOX_CONTROL_URL"])
 
 
-def boto_client(sandbox_env: dict[str, str], service: str, attempts: int = 5):
-    """A boto3 client of the sandbox; ``attempts`` counts the first try (1: no retry)."""
+def boto_client(sandbox_env: dict[str, str], service: str, attempts: int = 5, credentials: dict | None = None):
+    """A boto3 client of the sandbox; ``attempts`` counts the first try (1: no retry);
+    ``credentials`` (STS ``Credentials``) instead of the sandbox's default key."""
     import boto3
     from botocore.config import Config as BotoConfig
 
@@ -166,8 +167,9 @@ def boto_client(sandbox_env: dict[str, str], service: str, attempts: int = 5):
         service,
         endpoint_url=endpoint,
         region_name=sandbox_env["AWS_REGION"],
-        aws_access_key_id=sandbox_env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=sandbox_env["AWS_SECRET_ACCESS_KEY"],
+        aws_access_key_id=(credentials or {}).get("AccessKeyId", sandbox_env["AWS_ACCESS_KEY_ID"]),
+        aws_secret_access_key=(credentials or {}).get("SecretAccessKey", sandbox_env["AWS_SECRET_ACCESS_KEY"]),
+        aws_session_token=(credentials or {}).get("SessionToken"),
         config=BotoConfig(retries={"total_max_attempts": attempts, "mode": "standard"}),
     )
 

@@ -102,3 +102,15 @@ def test_an_empty_repository_has_no_images(sandbox_env):
     result = aws_cli(sandbox_env, "describe-images", "--repository-name", name)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["imageDetails"] == []
+
+
+@needs_registry
+def test_authorization_names_the_registry_as_clients_reach_it(sandbox_env):
+    """GetAuthorizationToken through the sandbox's ECR endpoint: its proxyEndpoint is the
+    registry with its port when that is not 443, so logins and pulls by that name reach
+    this sandbox's registry (and the instances trust its CA under that name)."""
+    answer = aws_cli(sandbox_env, "get-authorization-token")
+    assert answer.returncode == 0, answer.stderr
+    data = json.loads(answer.stdout)["authorizationData"][0]
+    assert data["proxyEndpoint"] == f"https://{CONFIG.registry_address}"
+    assert data["proxyEndpoint"] == f"https://{sandbox_env['MLOPS_SANDBOX_ECR_REGISTRY']}"

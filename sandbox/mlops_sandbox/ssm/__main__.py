@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     engine.start()
     moto_pid = Daemon("moto", config.state_dir, config.log_dir).pid()
     ecr = EcrImages(config, _repository_exists(config))
-    service = Service(api, control, faults, ("127.0.0.1", config.moto_port), code_digest(), moto_pid, ecr)
+    service = Service(api, control, faults, ("127.0.0.1", config.moto_port), code_digest(), moto_pid, ecr, config)
     server = make_server(service, config.bind_host, config.ssm_port)
     log.info(
         "SSM service for sandbox %s on %s:%d (moto on :%d)",

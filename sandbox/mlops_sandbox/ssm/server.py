@@ -4,10 +4,13 @@
   actions are answered here; every other action (Parameter Store, documents, ...) is
   forwarded to moto as it came, so one endpoint serves all of SSM.
 - ``/_agent/poll``, ``/_agent/update``: the instances' agents.
-- ``/_sandbox/...``: instances, faults, API call counters (see ``routes``), JSON in and out.
+- ``/_sandbox/...``: instances, faults, API call counters, the call log (``GET
+  /_sandbox/calls/log?since=<epoch>``; see ``routes``), JSON in and out.
 
 Every SSM call is counted per action and may be throttled by the fault switch, before it
-is answered or forwarded.
+is answered or forwarded. What the service answers itself (Run Command, the ECR image
+reads) goes to the sandbox's call log (``calls.py``, source ``ssm``) with the caller's
+access key; what it forwards is recorded by moto, so each call is logged once.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from .. import arns, calls
+from ..moto_record import json_object
 from ..process import SandboxError
 from .api import Api
 from .control import BadRequest, Control
@@ -44,7 +49,9 @@ class Service:
         code: str = "",
         moto_pid: int | None = None,
         ecr: EcrImages | None = None,
+        config=None,
     ) -> None:
+        self.config = config  # None: nothing recorded (unit tests of the handler)
         self.api = api
         self.ecr = ecr
         self.code = code
@@ -121,11 +128,14 @@ class Handler(BaseHTTPRequestHandler):
         if not action:
             self._error(SsmError("UnknownOperationException", f"unknown operation {target!r}"))
             return
+        api = self.service.api
         if self.service.faults.call(action):
             log.info("%s throttled", action)
-            self._error(throttled())
+            exc = throttled()
+            # Answered here whatever the action (moto never sees a throttled call).
+            self._record("ssm", action, json_object(body), exc.status, exc.code)
+            self._error(exc)
             return
-        api = self.service.api
         if not api.handles(action):
             self._forward(body)
             return
@@ -134,45 +144,82 @@ class Handler(BaseHTTPRequestHandler):
             if not isinstance(request, dict):
                 raise ValueError
         except ValueError:
+            self._record("ssm", action, {}, 400, "SerializationException")
             self._error(SsmError("SerializationException", "the request body is not a JSON object"))
             return
         try:
             answer = api.call(action, request)
         except SsmError as exc:
             log.info("%s -> %s: %s", action, exc.code, exc.message)
+            self._record("ssm", action, request, exc.status, exc.code)
             self._error(exc)
             return
         except Exception:
             log.exception("%s failed", action)
+            self._record("ssm", action, request, 500, "InternalServerError")
             self._error(SsmError("InternalServerError", "the sandbox's SSM service failed; see its log", 500))
             return
+        self._record("ssm", action, request, 200, None)
         self._reply(200, answer)
+
+    def _record(self, service: str, action: str, request: dict, status: int, error: str | None) -> None:
+        """One entry in the call log for a call answered here (never fails the answer)."""
+        config = self.service.config
+        if config is None:
+            return
+        scope = calls.scope_of(self.headers.get("Authorization"))
+        region = scope.region if scope else config.region
+        try:
+            calls.record(
+                config,
+                source="ssm",
+                service=service,
+                operation=action,
+                access_key=scope.access_key if scope else None,
+                region=region,
+                resources=arns.resources(service, action, request, region, config.account_id),
+                status=status,
+                error=error,
+            )
+        except OSError:
+            log.exception("cannot record %s in the call log", action)
 
     def _ecr(self, action: str, body: bytes) -> None:
         """ECR: the image read actions from the registry (ecr_images.py), the rest to moto."""
         ecr = self.service.ecr
+        if ecr is not None and action == "GetAuthorizationToken":
+            self._forward(body, rewrite=ecr.authorization)
+            return
         if ecr is None or not ecr.handles(action):
             self._forward(body)
             return
+        request: dict = {}
         try:
             request = json.loads(body or b"{}")
-            answer = ecr.call(action, request if isinstance(request, dict) else {})
+            request = request if isinstance(request, dict) else {}
+            answer = ecr.call(action, request)
         except ValueError:
+            self._record("ecr", action, {}, 400, "SerializationException")
             self._error(SsmError("SerializationException", "the request body is not a JSON object"))
             return
         except SsmError as exc:
+            self._record("ecr", action, request, exc.status, exc.code)
             self._error(exc)
             return
         except Exception:
             log.exception("ECR %s failed", action)
+            self._record("ecr", action, request, 500, "ServerException")
             self._error(SsmError("ServerException", "the sandbox's ECR stand-in failed; see its log", 500))
             return
+        self._record("ecr", action, request, 200, None)
         self._reply(200, answer)
 
     def _error(self, exc: SsmError) -> None:
         self._reply(exc.status, exc.body(), {"x-amzn-ErrorType": exc.code})
 
-    def _forward(self, body: bytes) -> None:
+    def _forward(self, body: bytes, rewrite=None) -> None:
+        """The call passed on to moto, its answer back as it is (or, when it succeeded,
+        through ``rewrite``: JSON body in, JSON body out)."""
         host, port = self.service.moto
         headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_HEADERS}
         conn = http.client.HTTPConnection(host, port, timeout=60)
@@ -180,6 +227,8 @@ class Handler(BaseHTTPRequestHandler):
             conn.request("POST", self.path, body=body, headers=headers)
             resp = conn.getresponse()
             data = resp.read()
+            if rewrite is not None and resp.status == 200:
+                data = json.dumps(rewrite(json.loads(data))).encode()
             passed = {k: v for k, v in resp.getheaders() if k.lower() not in HOP_HEADERS}
             self.send_response(resp.status)
             for key, value in passed.items():
@@ -266,6 +315,10 @@ class Handler(BaseHTTPRequestHandler):
             ("POST", "/_sandbox/faults/kill"): lambda: {"killed": control.kill(body)},
             ("POST", "/_sandbox/faults/clear"): lambda: _done(faults.clear(), faults.state()),
             ("GET", "/_sandbox/calls"): faults.counters,
+            # The call log (calls.py) of every component, ?since=<epoch seconds>.
+            ("GET", "/_sandbox/calls/log"): lambda: {
+                "calls": calls.read(svc.config, since=float(query["since"]) if query.get("since") else None)
+            },
             ("POST", "/_sandbox/calls/reset"): faults.reset_counters,
             ("DELETE", "/_sandbox/calls"): faults.reset_counters,
         }
