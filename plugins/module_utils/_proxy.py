@@ -241,11 +241,16 @@ class RuntimeApi:
             raise ProxyError("the proxy refused `%s`: %s" % (line, answer))
 
     def wait_up(self, backend, server, timeout):
-        """Until HAProxy has ``server`` UP (its own health check passed); ``(ok, status)``."""
+        """Until HAProxy has ``server`` fully ``UP``; ``(ok, status)``.
+
+        A server out of maintenance is ``UP 1/2`` at once (its health at the least that is
+        up), before any check; plain ``UP`` comes with its first passing check, so this
+        waits for HAProxy's own health check of it, not only for the state change.
+        """
         start = self.clock()
         while True:
             found = self.servers(backend).get(server)
-            if found and found["up"] and not found["status"].startswith("DRAIN"):
+            if found and found["status"] == "UP":
                 return True, found["status"]
             if self.clock() - start >= timeout:
                 return False, (found or {}).get("status", "missing") + (
