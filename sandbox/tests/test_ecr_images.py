@@ -114,3 +114,13 @@ def test_authorization_names_the_registry_as_clients_reach_it(sandbox_env):
     data = json.loads(answer.stdout)["authorizationData"][0]
     assert data["proxyEndpoint"] == f"https://{CONFIG.registry_address}"
     assert data["proxyEndpoint"] == f"https://{sandbox_env['MLOPS_SANDBOX_ECR_REGISTRY']}"
+
+
+def test_authorization_for_another_account_keeps_its_registry(sandbox_env):
+    """A registry id of another account is not this sandbox's registry: its proxyEndpoint
+    stays the one moto names (no port of ours), so a login to it fails as unreachable
+    instead of logging into the sandbox's own registry under the wrong name."""
+    answer = aws_cli(sandbox_env, "get-authorization-token", "--registry-ids", "111111111111")
+    assert answer.returncode == 0, answer.stderr
+    data = json.loads(answer.stdout)["authorizationData"]
+    assert [d["proxyEndpoint"] for d in data] == [f"https://111111111111.dkr.ecr.{CONFIG.region}.amazonaws.com"]

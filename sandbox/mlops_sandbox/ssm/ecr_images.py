@@ -50,7 +50,10 @@ class EcrImages:
         sandbox beside the machine's default one), so that ``docker login`` and pulls by
         that name go to this sandbox's registry."""
         for item in answer.get("authorizationData", []):
-            item["proxyEndpoint"] = f"https://{self.config.registry_address}"
+            # Only this sandbox's own registry moves to its port; a registry id of another
+            # account keeps the endpoint moto names (one the sandbox does not serve).
+            if item.get("proxyEndpoint") == f"https://{self.config.ecr_host}":
+                item["proxyEndpoint"] = f"https://{self.config.registry_address}"
         return answer
 
     def handles(self, action: str) -> bool:
