@@ -81,7 +81,7 @@ def bg(aws, aws_env):
         cleanup_images()
 
 
-def release(bg, variant, project=PROJECT, port=PORT, healthcheck=HEALTHCHECK, *extra, **blue_green):
+def release(bg, variant, project=PROJECT, port=PORT, healthcheck=HEALTHCHECK, extra=(), blue_green=None):
     """Write the compose file of ``variant`` in the instance and deploy it blue/green."""
     path = f"/opt/bg/{project}.yml"
     text = COMPOSE.format(project=project, image=bg["images"][variant], port=port, healthcheck=healthcheck)
@@ -157,7 +157,7 @@ def test_same_release_again_touches_nothing(bg):
 def test_check_mode_says_which_colour_and_touches_nothing(bg):
     before = containers(bg)
     file_before = endpoint_file(bg)
-    result = release(bg, "v2", PROJECT, PORT, HEALTHCHECK, "--check")["result"]
+    result = release(bg, "v2", extra=["--check"])["result"]
     assert not result.get("failed"), result.get("msg")
     assert result["changed"] is True
     assert result["blue_green"]["would_switch"] == {"from": "blue", "to": "green"}
@@ -178,7 +178,7 @@ def test_release_under_load_switches_with_no_failed_request_and_drains(bg):
         worker = threading.Thread(target=long_request)
         worker.start()
         time.sleep(0.5)
-        done = release(bg, "v2", drain_timeout=60)
+        done = release(bg, "v2", blue_green={"drain_timeout": 60})
         ended = time.monotonic()
         worker.join(60)
         time.sleep(1)
@@ -220,13 +220,13 @@ def test_unhealthy_release_never_gets_traffic_and_the_live_one_keeps_serving(bg)
 
 
 def test_rollback_while_the_old_one_runs_is_a_switch_back(bg):
-    result = release(bg, "v1", keep_old=True)["result"]
+    result = release(bg, "v1", blue_green={"keep_old": True})["result"]
     assert not result.get("failed"), result.get("msg")
     assert result["blue_green"]["live"] == "blue"
     assert answer(bg)[1]["version"] == "v1"
     green = containers(bg, "green")
     assert [state for _, state in green.values()] == ["running"]  # kept: deploying v2 again is a switch
-    result = release(bg, "v2", keep_old=True)["result"]
+    result = release(bg, "v2", blue_green={"keep_old": True})["result"]
     assert not result.get("failed"), result.get("msg")
     assert result["blue_green"]["switch"][-1]["to"] == "green"
     assert containers(bg, "green") == green  # nothing recreated, the same running container
@@ -267,7 +267,7 @@ def test_bad_input_fails_clearly_and_changes_nothing(bg, case, project, healthch
         bg["host"].sh("(python3 -m http.server 9555 >/dev/null 2>&1 &) ; sleep 1")
     before = containers(bg)
     port = PORT + 1
-    result = release(bg, "v1", project, port, healthcheck, **settings)["result"]
+    result = release(bg, "v1", project, port, healthcheck, blue_green=settings)["result"]
     assert result.get("failed") is True
     assert message in result["msg"], result["msg"]
     assert "Traceback" not in result["msg"]
