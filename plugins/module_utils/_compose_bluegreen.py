@@ -164,10 +164,10 @@ def endpoint_of(project: Project, settings: BlueGreenSettings, probe: str | None
             "service %s publishes %d ports; blue_green proxies one (the endpoint's): keep one in the file"
             % (service, len(ports))
         )
-    if not ports and not settings.port:
+    if not ports and settings.port is None:
         raise DeployError("service %s publishes no port; set blue_green.port (the endpoint's port)" % service)
     target_port = int(ports[0]["target"]) if ports else int(settings.port)
-    port = int(settings.port or ports[0]["published"])
+    port = int(settings.port if settings.port is not None else ports[0]["published"])
     if not 1 <= port <= 65535:
         raise DeployError("blue_green.port must be 1 to 65535, not %s" % port)
     if settings.colour_ports:
