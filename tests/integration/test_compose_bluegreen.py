@@ -170,7 +170,7 @@ def test_release_under_load_switches_with_no_failed_request_and_drains(bg):
     slow = {}
 
     def long_request():
-        slow["answer"] = answer(bg, "/slow?seconds=12", timeout=60)
+        slow["answer"] = answer(bg, "/slow?seconds=30", timeout=90)
         slow["at"] = time.monotonic()
 
     with ConstantLoad(f"http://{bg['ip']}:{PORT}/predict", rate=RATE) as load:
@@ -198,7 +198,7 @@ def test_release_under_load_switches_with_no_failed_request_and_drains(bg):
     assert slow["at"] <= ended
     assert info["drained"] is True
     assert info["in_flight_when_stopped"] == 0
-    assert info["drain_waited"] > 0.5
+    assert info["drain_waited"] > 1.0
     assert [state for _, state in containers(bg, "blue").values()] == ["exited"]
     assert live_colour(bg) == "green"
 
