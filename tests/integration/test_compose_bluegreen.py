@@ -170,17 +170,22 @@ def test_release_under_load_switches_with_no_failed_request_and_drains(bg):
     slow = {}
 
     def long_request():
-        slow["answer"] = answer(bg, "/slow?seconds=30", timeout=90)
+        # Sent once green runs (it then loads its model for 2 s, must be healthy and pass
+        # the probe before the switch): in flight on blue across the switch.
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not any(s == "running" for _, s in containers(bg, "green").values()):
+            time.sleep(0.2)
+        slow["sent"] = time.monotonic()
+        slow["answer"] = answer(bg, "/slow?seconds=20", timeout=90)
         slow["at"] = time.monotonic()
 
     with ConstantLoad(f"http://{bg['ip']}:{PORT}/predict", rate=RATE) as load:
         time.sleep(1)
         worker = threading.Thread(target=long_request)
         worker.start()
-        time.sleep(0.5)
         done = release(bg, "v2", blue_green={"drain_timeout": 60})
         ended = time.monotonic()
-        worker.join(60)
+        worker.join(90)
         time.sleep(1)
     result = done["result"]
     assert not result.get("failed"), result.get("msg")
@@ -198,7 +203,7 @@ def test_release_under_load_switches_with_no_failed_request_and_drains(bg):
     assert slow["at"] <= ended
     assert info["drained"] is True
     assert info["in_flight_when_stopped"] == 0
-    assert info["drain_waited"] > 1.0
+    assert info["drain_waited"] > 1.0, (info, done["seconds"], slow, ended)
     assert [state for _, state in containers(bg, "blue").values()] == ["exited"]
     assert live_colour(bg) == "green"
 
