@@ -44,7 +44,7 @@ description:
   - "B(Strategy blue_green) (O(strategy=blue_green)): steps 3 to 5 replace the running version
     without stopping it first. The endpoint's proxied service runs in two compose projects,
     C(<project>-blue) and C(<project>-green), each published on 127.0.0.1 at its colour's port,
-    behind the host's reverse proxy (HAProxy, installed by the M(mlops.deploy.ec2_host) role) on
+    behind the host's reverse proxy (HAProxy, installed by the C(mlops.deploy.ec2_host) role) on
     the endpoint's port. The new version starts in the colour that is not live, must be healthy
     and answer the probe on its own port, then the proxy switches to it through its runtime API
     (no reload, no connection dropped); the old colour drains (O(blue_green.drain_timeout)) and
@@ -163,7 +163,7 @@ options:
         has loaded its model, so the endpoint does not answer meanwhile.
       - V(blue_green) starts the new version beside the old one and switches the host's proxy to
         it once healthy (see the description and O(blue_green)). Needs the proxy of the
-        M(mlops.deploy.ec2_host) role and a healthcheck on the proxied service.
+        C(mlops.deploy.ec2_host) role and a healthcheck on the proxied service.
     type: str
     choices: [recreate, blue_green]
     default: recreate
