@@ -28,14 +28,11 @@ load generator is the only thing that runs outside it. Needs the sandbox up
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from datetime import datetime
 from pathlib import Path
 
 import boto3
@@ -48,6 +45,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.integration.conftest import Playbook  # noqa: E402
 from tests.integration.deploy_support import (  # noqa: E402
+    InstancePlays,
     RegistryClient,
     cleanup_images,
     ecr_credentials,
@@ -75,22 +73,6 @@ services:
       retries: 2
       start_period: 60s
 """
-PLAY = """\
-- name: Release {project} ({strategy})
-  hosts: all
-  gather_facts: false
-  tasks:
-    - name: Log in to ECR
-      mlops.deploy.ecr_login:
-    - name: Deploy
-      mlops.deploy.compose_deploy:
-        src: /opt/bench/{project}.yml
-        project: {project}
-        strategy: {strategy}
-        health_timeout: 120
-        prune: false
-      register: deploy
-"""
 
 
 def env_of_sandbox() -> dict:
@@ -99,39 +81,11 @@ def env_of_sandbox() -> dict:
     return values
 
 
-def play(container: str, text: str) -> dict:
-    """One play over the docker connection; the compose_deploy task's result and duration (s)."""
-    runner = Playbook(
-        {"ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json", "ANSIBLE_PYTHON_INTERPRETER": "/usr/local/bin/python3"}
-    )
-    with tempfile.NamedTemporaryFile("w", suffix=".yml", dir=ROOT / ".build", delete=False) as fh:
-        fh.write(text)
-    try:
-        result = runner.run(fh.name, None, "-i", f"{container},", "-c", "community.docker.docker")
-    finally:
-        os.unlink(fh.name)
-    try:
-        report = json.loads(result.stdout)
-    except ValueError:
-        tail = result.stderr[-3000:]
-        raise SystemExit(f"ansible-playbook did not report JSON (rc {result.returncode}):\n{tail}") from None
-    last = report["plays"][0]["tasks"][-1]
-    outcome = last["hosts"][container]
-    if result.returncode != 0 or outcome.get("failed"):
-        raise SystemExit(f"{last['task']['name']} failed: {outcome.get('msg')}")
-    duration = last["task"]["duration"]
-    return {"result": outcome, "seconds": _seconds(duration["end"]) - _seconds(duration["start"])}
-
-
-def _seconds(stamp: str) -> float:
-    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
-
-
-def put_file(container: str, path: str, text: str) -> None:
-    subprocess.run(
-        ["docker", "exec", "-i", container, "sh", "-c", f"mkdir -p {os.path.dirname(path)} && cat > {path}"],
-        input=text, text=True, check=True, capture_output=True,
-    )  # fmt: skip
+def deploy(host: InstancePlays, args: dict) -> dict:
+    done = host.deploy(args)
+    if done["rc"] != 0 or done["result"].get("failed"):
+        raise SystemExit(f"compose_deploy ({args['strategy']}) failed: {done['result'].get('msg')}")
+    return done
 
 
 def switch_window(samples) -> tuple[float, float] | None:
@@ -146,14 +100,17 @@ def switch_window(samples) -> tuple[float, float] | None:
 def measure(strategy: str, container: str, ip: str, images: dict) -> dict:
     project = f"zd-{strategy.replace('_', '-')}"
     port = PORTS[strategy]
-    fields = {"project": project, "port": port, "load_seconds": LOAD_SECONDS, "strategy": strategy}
-    put_file(container, f"/opt/bench/{project}.yml", COMPOSE.format(image=images["v1"], **fields))
-    play(container, PLAY.format(**fields))  # v1, not measured
-    put_file(container, f"/opt/bench/{project}.yml", COMPOSE.format(image=images["v2"], **fields))
+    fields = {"project": project, "port": port, "load_seconds": LOAD_SECONDS}
+    host = InstancePlays(container, Playbook)
+    path = f"/opt/bench/{project}.yml"
+    args = {"src": path, "project": project, "strategy": strategy, "health_timeout": 120, "prune": False}
+    host.put_file(path, COMPOSE.format(image=images["v1"], **fields))
+    deploy(host, args)  # v1, not measured
+    host.put_file(path, COMPOSE.format(image=images["v2"], **fields))
     with ConstantLoad(f"http://{ip}:{port}/predict", rate=RATE) as load:
         time.sleep(2)
         start = load.mark("release start")
-        deploy = play(container, PLAY.format(**fields))
+        done = deploy(host, args)
         end = load.mark("release end")
         time.sleep(3)
     summary = summarize(load.samples)
@@ -166,7 +123,7 @@ def measure(strategy: str, container: str, ip: str, images: dict) -> dict:
         "p99_switch": percentile(during_switch, 0.99),
         "max_switch": max(during_switch) if during_switch else None,
         "p99_release": percentile(during_release, 0.99),
-        "release_seconds": deploy["seconds"],
+        "release_seconds": done["seconds"],
         "wall_seconds": end - start,
         "switched": window is not None,
     }
