@@ -89,7 +89,10 @@ def release(bg, variant, project=PROJECT, port=PORT, healthcheck=HEALTHCHECK, ex
     args = {"src": path, "project": project, "strategy": "blue_green", "health_timeout": 120, "prune": False}
     if blue_green:
         args["blue_green"] = blue_green
-    return bg["host"].deploy(args, *extra)
+    # ecr_login once: the instance's docker client keeps the token (valid 12 hours).
+    done = bg["host"].deploy(args, *extra, login=not bg.get("logged_in"))
+    bg["logged_in"] = True
+    return done
 
 
 def answer(bg, path="/predict", port=PORT, timeout=10):
