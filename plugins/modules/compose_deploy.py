@@ -248,7 +248,7 @@ attributes:
     support: full
     description:
       - With O(strategy=blue_green), also which colour would be deployed and switched to
-        (RV(blue_green.would_switch)); the proxy is not touched.
+        (C(would_switch) in RV(blue_green)); the proxy is not touched.
       - Reports what would be pulled (the registry's digest, asked through the engine without
         pulling), recreated, created, removed and pruned, in RV(actions) and RV(plan), and
         whether that is a change. Nothing is pulled, started or removed.

@@ -124,6 +124,11 @@ def containers(bg, colour=None):
     return found
 
 
+def states(bg, colour):
+    """The states of a colour's containers (``running``, ``exited``)."""
+    return [found[1] for found in containers(bg, colour).values()]
+
+
 def endpoint_file(bg, project=PROJECT):
     done = bg["host"].sh(f"cat /etc/mlops-proxy/conf.d/{project}.cfg", check=False)
     return done.stdout if done.returncode == 0 else None
@@ -143,7 +148,7 @@ def test_first_deploy_opens_the_endpoint_on_blue(bg):
     assert result["blue_green"]["colour_ports"] == {"blue": PORT + 10000, "green": PORT + 20000}
     assert answer(bg) == (200, {"status": "ok", "version": "v1", "path": "/predict"})
     assert live_colour(bg) == "blue"
-    assert [state for _, state in containers(bg, "blue").values()] == ["running"]
+    assert states(bg, "blue") == ["running"]
 
 
 def test_same_release_again_touches_nothing(bg):
@@ -176,7 +181,7 @@ def test_release_under_load_switches_with_no_failed_request_and_drains(bg):
         # Sent once green runs (it then loads its model for 2 s, must be healthy and pass
         # the probe before the switch): in flight on blue across the switch.
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not any(s == "running" for _, s in containers(bg, "green").values()):
+        while time.monotonic() < deadline and "running" not in states(bg, "green"):
             time.sleep(0.2)
         slow["sent"] = time.monotonic()
         slow["answer"] = answer(bg, "/slow?seconds=20", timeout=90)
@@ -207,7 +212,7 @@ def test_release_under_load_switches_with_no_failed_request_and_drains(bg):
     assert info["drained"] is True
     assert info["in_flight_when_stopped"] == 0
     assert info["drain_waited"] > 1.0, (info, done["seconds"], slow, ended)
-    assert [state for _, state in containers(bg, "blue").values()] == ["exited"]
+    assert states(bg, "blue") == ["exited"]
     assert live_colour(bg) == "green"
 
 
@@ -233,7 +238,7 @@ def test_rollback_while_the_old_one_runs_is_a_switch_back(bg):
     assert result["blue_green"]["live"] == "blue"
     assert answer(bg)[1]["version"] == "v1"
     green = containers(bg, "green")
-    assert [state for _, state in green.values()] == ["running"]  # kept: deploying v2 again is a switch
+    assert [found[1] for found in green.values()] == ["running"]  # kept: deploying v2 again is a switch
     result = release(bg, "v2", blue_green={"keep_old": True})["result"]
     assert not result.get("failed"), result.get("msg")
     assert result["blue_green"]["switch"][-1]["to"] == "green"

@@ -18,11 +18,8 @@ def project(**services) -> Project:
     return Project("titanic", {"name": "titanic", "services": services}, sorted(services))
 
 
-def api(published="8080", check=CHECK, **more) -> dict:
-    model = {"image": "reg/api:1", "ports": [{"target": 8080, "published": published}], **more}
-    if check is not None:
-        model["healthcheck"] = check
-    return model
+def api(published="8080", **more) -> dict:
+    return {"image": "reg/api:1", "ports": [{"target": 8080, "published": published}], "healthcheck": CHECK, **more}
 
 
 def settings(**values) -> bg.BlueGreenSettings:
