@@ -10,10 +10,11 @@ export ANSIBLE_CONFIG := $(ROOT)/tests/ansible.cfg
 export DOCKER_BUILDKIT := 0
 
 .PHONY: help setup test lint ansible-lint sanity unit integration sandbox-test molecule \
-        sandbox-up sandbox-down build lock clean bench demo demo-down
+        sandbox-up sandbox-down build lock clean bench demo demo-train demo-down
 
 help:
 	@echo "make demo         sandbox up, model deployed to a local fleet and tested (make demo-down removes it)"
+	@echo "make demo-train   the Titanic model trained as an ECS task (log lines here), the serving image built with it"
 	@echo "make test         every test layer, in order, stopping at the first failure"
 	@echo "make lint | ansible-lint | sanity | unit | sandbox-test | molecule | integration   one layer"
 	@echo "make sandbox-up | sandbox-down   the local AWS stand-in (.sandbox/env)"
@@ -31,6 +32,9 @@ lint ansible-lint sanity unit integration sandbox-test molecule: setup
 
 demo: setup
 	@tools/demo.sh
+
+demo-train: setup
+	@tools/demo.sh train
 
 demo-down:
 	@tools/demo.sh down

@@ -106,17 +106,53 @@ run_layer() {
   return $rc
 }
 
+# `all`: the layers in order, except BESIDE, which runs in the background beside
+# the sandbox-backed pytest layers from the first of them on (their own containers, the
+# same sandbox; on 2 cores most of their time is waiting on containers). Its output goes
+# to .build/test-logs/<layer>.out, its summary line joins the others when it ends.
+# MLOPS_TEST_SERIAL=1 runs everything in order.
+BESIDE=molecule
+BESIDE_FROM=sandbox-test
+
+failed() {
+  echo; echo "Summary:"; cat "$OUT/summary.txt"
+  echo "FAILED at layer '$1' after $((SECONDS - total))s; logs in .build/test-logs/"
+  exit 1
+}
+
+# The background layer ends before the suite does (pass or fail): nothing of it is left running.
+join_beside() {
+  local pid=$1 layer=$2
+  [ -n "$pid" ] || return 0
+  echo "---- waiting for $layer (running beside; output: .build/test-logs/$layer.out)"
+  wait "$pid" || { tail -n 40 "$OUT/$layer.out"; return 1; }
+}
+
 layers=("$@")
-[ "${layers[0]:-all}" = all ] && layers=("${ALL[@]}")
+mode=given
+if [ "${layers[0]:-all}" = all ]; then layers=("${ALL[@]}"); mode=all; fi
+[ "${MLOPS_TEST_SERIAL:-0}" = 1 ] && mode=given
 : >"$OUT/summary.txt"
 total=$SECONDS
+beside_pid="" beside_layer=""
 for layer in "${layers[@]}"; do
   declare -F "layer_$layer" >/dev/null || { echo "unknown layer: $layer (one of: ${ALL[*]})" >&2; exit 2; }
+done
+for layer in "${layers[@]}"; do
+  if [ "$mode" = all ] && [ "$layer" = "$BESIDE" ]; then continue; fi
+  if [ "$mode" = all ] && [ "$layer" = "$BESIDE_FROM" ] && [ -z "$beside_pid" ]; then
+    # One `up` before both sides, so they never race to start the sandbox.
+    mlops-sandbox up || failed "$layer"
+    beside_layer=$BESIDE
+    echo "---- $beside_layer: started beside the next layers (output: .build/test-logs/$beside_layer.out)"
+    run_layer "$beside_layer" >"$OUT/$beside_layer.out" 2>&1 &
+    beside_pid=$!
+  fi
   if ! run_layer "$layer"; then
-    echo; echo "Summary:"; cat "$OUT/summary.txt"
-    echo "FAILED at layer '$layer' after $((SECONDS - total))s; logs in .build/test-logs/"
-    exit 1
+    join_beside "$beside_pid" "$beside_layer"
+    failed "$layer"
   fi
 done
+join_beside "$beside_pid" "$beside_layer" || failed "$beside_layer"
 echo; echo "Summary:"; cat "$OUT/summary.txt"
 echo "ALL PASSED (${layers[*]}) in $((SECONDS - total))s"

@@ -9,13 +9,14 @@ recorder (``moto_record.py``): every call it answers goes to the sandbox's call 
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
 import sys
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import run_simple
 
-from mlops_sandbox import moto_ecs
+from mlops_sandbox import moto_ecs, moto_ecs_tasks, moto_events
 from mlops_sandbox.config import Config
 from mlops_sandbox.moto_record import Recorder
 
@@ -29,7 +30,10 @@ def main(argv: list[str]) -> int:
     config = Config()
     if args.sandbox != config.name:
         parser.error(f"--sandbox {args.sandbox} does not match MLOPS_SANDBOX_NAME={config.name}")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     moto_ecs.install()
+    # RunTask runs real containers; EventBridge rules with ECS targets run their tasks.
+    moto_events.install(config, moto_ecs_tasks.install(config))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     app = DomainDispatcherApplication(create_backend_app)
     app.debug = True  # type: ignore[attr-defined]  # as moto's own server: errors answered, not raised

@@ -310,21 +310,49 @@ class Registry:
             raise SandboxError(f"htpasswd failed: {result.stderr.strip()}")
         _write_private(path, result.stdout.strip().encode() + b"\n")
 
-    def _write_config(self) -> None:
-        settings = {
+    def settings(self) -> dict:
+        """The registry's configuration, but for its random HTTP secret."""
+        return {
             "version": 0.1,
             "log": {"level": "info", "formatter": "text", "fields": {"service": "registry"}},
             "storage": {"filesystem": {"rootdirectory": str(self.dir / "data")}, "delete": {"enabled": True}},
             "http": {
                 "addr": f"{self.config.bind_host}:{self.config.registry_port}",
-                "secret": secrets.token_hex(16),
                 "tls": {"certificate": str(self.dir / "server.crt"), "key": str(self.dir / "server.key")},
                 "headers": {"X-Content-Type-Options": ["nosniff"]},
             },
             "auth": {"htpasswd": {"realm": "mlops-sandbox-ecr", "path": str(self.dir / "htpasswd")}},
+            # Pushes become ECR's "ECR Image Action" events (ssm/ecr_events.py); the SSM
+            # service is on this machine, reached on the loopback.
+            "notifications": {
+                "endpoints": [
+                    {
+                        "name": "mlops-sandbox-ecr-events",
+                        "url": f"{self.config.ssm_url}/_sandbox/ecr/events",
+                        "headers": {"Content-Type": ["application/json"]},
+                        "timeout": "5s",
+                        "threshold": 5,
+                        "backoff": "1s",
+                        "ignore": {"actions": ["pull"]},
+                    }
+                ]
+            },
         }
+
+    def _write_config(self) -> None:
+        settings = self.settings()
+        settings["http"]["secret"] = secrets.token_hex(16)
         # JSON is YAML; the registry reads either.
         self.config_file.write_text(json.dumps(settings, indent=2) + "\n")
+
+    def _config_current(self) -> bool:
+        """Whether the running registry was started with today's settings."""
+        try:
+            written = json.loads(self.config_file.read_text())
+        except (OSError, ValueError):
+            return False
+        written.get("http", {}).pop("secret", None)
+        return written == self.settings()
 
     def _update_hosts(self, gateway: str) -> bool:
         try:
@@ -349,7 +377,7 @@ class Registry:
         self.dir.mkdir(parents=True, exist_ok=True)
         ca, ca_key = ensure_ca(self.dir, self.config.name)
         reissued = ensure_server_cert(self.dir, ca, ca_key, host, sorted({"127.0.0.1", gateway}))
-        running = self.daemon.pid() is not None and self.healthy()
+        running = self.daemon.pid() is not None and self.healthy() and self._config_current()
         if not running or reissued:
             self.daemon.stop()
             try:

@@ -19,6 +19,7 @@ from .api import Api
 from .aws import client
 from .control import Control
 from .cwlogs import LogWriter
+from .ecr_events import EcrEvents
 from .ecr_images import EcrImages
 from .engine import Engine
 from .faults import Faults
@@ -47,10 +48,20 @@ def main(argv: list[str] | None = None) -> int:
     loaded = registry.load()
     dropped = control.reconcile()
     log.info("registry: %d instance(s) loaded, %d dropped (gone from EC2 or Docker)", len(loaded), len(dropped))
+    try:
+        # The sandbox's VPC and subnet exist from the start (ECS tasks in awsvpc need a
+        # subnet even when no instance was launched).
+        log.info("VPC subnet %s", control.subnet())
+    except Exception as exc:  # moto not answering: instances will make it later
+        log.warning("cannot make the sandbox's VPC yet: %s", exc)
     engine.start()
     moto_pid = Daemon("moto", config.state_dir, config.log_dir).pid()
-    ecr = EcrImages(config, _repository_exists(config))
-    service = Service(api, control, faults, ("127.0.0.1", config.moto_port), code_digest(), moto_pid, ecr, config)
+    exists = _repository_exists(config)
+    ecr = EcrImages(config, exists)
+    events = EcrEvents(config, exists)
+    service = Service(
+        api, control, faults, ("127.0.0.1", config.moto_port), code_digest(), moto_pid, ecr, config, events
+    )
     server = make_server(service, config.bind_host, config.ssm_port)
     log.info(
         "SSM service for sandbox %s on %s:%d (moto on :%d)",

@@ -167,6 +167,7 @@ class Control:
             found = self.ec2.describe_subnets(Filters=[{"Name": "tag:Name", "Values": [name]}])["Subnets"]
             if found:
                 self._subnet = found[0]["SubnetId"]
+                vpc = found[0]["VpcId"]
             else:
                 tags = [{"ResourceType": "vpc", "Tags": [{"Key": "Name", "Value": name}]}]
                 vpc = self.ec2.create_vpc(CidrBlock=cidr, TagSpecifications=tags)["Vpc"]["VpcId"]
@@ -174,6 +175,9 @@ class Control:
                 self._subnet = self.ec2.create_subnet(
                     VpcId=vpc, CidrBlock=cidr, AvailabilityZone=f"{self.config.region}a", TagSpecifications=tags
                 )["Subnet"]["SubnetId"]
+            # ECS tasks in awsvpc (Fargate) get an ENI with a private DNS name: moto needs
+            # the VPC's DNS hostnames for it, as a VPC for Fargate has them on AWS.
+            self.ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
         return self._subnet
 
     def _attach_profile(self, instance_id: str) -> None:

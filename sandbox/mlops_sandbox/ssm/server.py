@@ -50,10 +50,12 @@ class Service:
         moto_pid: int | None = None,
         ecr: EcrImages | None = None,
         config=None,
+        ecr_events=None,
     ) -> None:
         self.config = config  # None: nothing recorded (unit tests of the handler)
         self.api = api
         self.ecr = ecr
+        self.ecr_events = ecr_events
         self.code = code
         self.moto_pid = moto_pid
         self.control = control
@@ -315,6 +317,10 @@ class Handler(BaseHTTPRequestHandler):
             ("POST", "/_sandbox/faults/kill"): lambda: {"killed": control.kill(body)},
             ("POST", "/_sandbox/faults/clear"): lambda: _done(faults.clear(), faults.state()),
             ("GET", "/_sandbox/calls"): faults.counters,
+            # The registry's push notifications (registry.py), as ECR's events (ecr_events.py).
+            ("POST", "/_sandbox/ecr/events"): lambda: (
+                svc.ecr_events.handle(body) if svc.ecr_events else {"emitted": []}
+            ),
             # The call log (calls.py) of every component, ?since=<epoch seconds>.
             ("GET", "/_sandbox/calls/log"): lambda: {
                 "calls": calls.read(svc.config, since=float(query["since"]) if query.get("since") else None)
