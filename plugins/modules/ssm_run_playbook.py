@@ -44,6 +44,12 @@ description:
     (its first 2,500 characters, as SSM keeps them).
   - O(timeout) bounds the whole wait; when it expires the command is cancelled, and the
     result says so, with the status each instance had reached (RV(instances[].status_at_timeout)).
+  - "A host that dies mid-run does not hold the rollout until O(timeout): while invocations are
+    in progress, at most once a minute, the module reads those instances' C(PingStatus)
+    (C(DescribeInstanceInformation), 50 a call) and EC2 state (C(DescribeInstances)). An instance
+    whose agent SSM no longer hears from (C(ConnectionLost), some minutes after its last word),
+    or that is not running any more, has its invocation cancelled and fails its batch as
+    C(lost), with why (RV(instances[].lost_reason)); the others run to their end."
 author:
   - mlops.deploy developers (@mlops-deploy)
 options:
@@ -224,7 +230,8 @@ notes:
     With other documents, RV(changed) is true when the command ran anywhere."
   - "IAM: C(ssm:SendCommand), C(ssm:ListCommands), C(ssm:ListCommandInvocations),
     C(ssm:CancelCommand), C(ssm:DescribeInstanceInformation), C(ec2:DescribeInstances) (with
-    O(targets)) and, with O(cloudwatch_log_group), C(logs:DescribeLogGroups),
+    O(targets), and to see a host stop mid-run: without it, C(PingStatus) alone says) and, with
+    O(cloudwatch_log_group), C(logs:DescribeLogGroups),
     C(logs:DescribeLogStreams), C(logs:GetLogEvents) and C(logs:FilterLogEvents)."
   - The C(async) keyword is not supported (the work happens on the controller); use O(timeout).
 attributes:
@@ -367,6 +374,7 @@ summary:
       C(execution_timed_out), C(delivery_timed_out), C(timed_out), C(cancelled), C(undeliverable),
       C(terminated), C(access_denied), C(invalid_platform), C(no_invocation) (targeted, never ran),
       C(unfinished) (still running when the wait ended and the cancellation did not land),
+      C(lost) (its agent went silent or it stopped running mid-run; its invocation was cancelled),
       C(not_started) (a later batch that was never sent) and C(skipped) (offline, with O(skip_offline)).
   returned: always
   type: dict
@@ -424,6 +432,13 @@ instances:
       description: What it means, one of the outcomes listed under RV(summary).
       type: str
       sample: success
+    lost_reason:
+      description:
+        - Why the instance was given up on (outcome C(lost)), for example
+          C(lost its SSM agent (ConnectionLost since 2026-12-03T12:01:02Z)) or
+          C(stopped running (EC2 state stopped)).
+      type: str
+      returned: when the outcome is C(lost)
     response_code:
       description: The exit code of the playbook run (C(-1) when it never started).
       type: int

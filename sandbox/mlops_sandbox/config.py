@@ -37,8 +37,15 @@ class Config:
     instances: int = field(default_factory=lambda: int(_env("INSTANCES", "3")))
     instance_name: str = field(default_factory=lambda: _env("INSTANCE_NAME", "model-server"))
     instance_env: str = field(default_factory=lambda: _env("INSTANCE_ENV", "local"))
-    # An agent that has not polled for this long is ConnectionLost (AWS: a few minutes).
-    ping_timeout: float = field(default_factory=lambda: float(_env("PING_TIMEOUT", "15")))
+    # AWS's timing in the SSM service at start-up (ssm/timing.py; changed at run time with
+    # `mlops-sandbox settings`): an agent silent this long is ConnectionLost (AWS: minutes,
+    # 600 s; MLOPS_SANDBOX_PING_TIMEOUT is the older name), seconds added to each SSM call
+    # ("0.02-0.08"), seconds a new command's invocations stay unlisted.
+    ping_timeout: float = field(
+        default_factory=lambda: float(_env("CONNECTION_LOST_AFTER", _env("PING_TIMEOUT", "600")))
+    )
+    latency: str = field(default_factory=lambda: _env("LATENCY", "0"))
+    list_lag: float = field(default_factory=lambda: float(_env("LIST_LAG", "0")))
     base_image: str = field(default_factory=lambda: os.environ.get("MLOPS_BASE_IMAGE", "mlops-deploy/debian:bookworm"))
 
     @property

@@ -30,6 +30,10 @@ DIND_OPTIONS = (
 )
 # Run-time state only, as a host's /run: empty at each boot.
 RUN_TMPFS = "--tmpfs=/run:rw,exec,nosuid,nodev,mode=755"
+# What systemd as PID 1 needs besides (see DESIGN.md): /run/lock a tmpfs of its own too.
+# The images that boot systemd say so themselves (CMD /lib/systemd/systemd, STOPSIGNAL
+# SIGRTMIN+3, container=docker).
+SYSTEMD_OPTIONS = (RUN_TMPFS, "--tmpfs=/run/lock:rw,nosuid,nodev,noexec")
 
 
 def docker(*args: str, check: bool = True, timeout: float = 300, stdin: str | None = None) -> str:

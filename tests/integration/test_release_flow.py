@@ -11,7 +11,13 @@ the sandbox's ECR. The scenarios build on each other, in file order:
 4. a tampered bundle in S3 is refused on the instance, nothing changes;
 5. two runs at once: the second is refused, naming the holder of the lock;
 6. an offline instance is caught before anything is sent, and named;
-7. a second release, then playbooks/rollback.yml: back on the first; the history shows both.
+7. an instance killed as its deploy starts (still Online at pre-flight): the release fails
+   naming it, in bounded time (a minute or two, not the rollout's timeout); the others are
+   put back on the first release;
+8. a second release, then playbooks/rollback.yml: back on the first; the history shows both.
+
+The SSM service keeps AWS's ConnectionLost delay (600 s) by default; the scenarios that
+need an agent to go ConnectionLost set it shorter for their run (``Sandbox.timing``).
 """
 
 from __future__ import annotations
@@ -298,27 +304,65 @@ def test_6_an_offline_instance_is_caught_before_sending(fleet):
     control = Sandbox()
     victim = fleet.instances[-1]
     commands = {i: fleet.commands_for(i) for i in fleet.instances}
-    control.offline([victim])
-    try:
-        deadline = time.monotonic() + 120
-        while (
-            fleet.ssm.describe_instance_information(Filters=[{"Key": "InstanceIds", "Values": [victim]}])[
-                "InstanceInformationList"
-            ][0]["PingStatus"]
-            != "ConnectionLost"
-        ):
-            assert time.monotonic() < deadline, f"{victim} never went ConnectionLost"
-            time.sleep(1)
-        result = fleet.play(SITE, "-e", tag(fleet, "v1"))
-    finally:
-        control.online([victim])
+    with control.timing(connection_lost_after=15):
+        control.offline([victim])
+        try:
+            result = wait_lost_then_play(fleet, victim)
+        finally:
+            control.online([victim])
     text = output(result)
     assert result.returncode != 0, text
     assert victim in text
     assert {i: fleet.commands_for(i) for i in fleet.instances} == commands  # nothing was sent
 
 
-def test_7_rollback_returns_to_the_previous_release(fleet):
+def wait_lost_then_play(fleet, victim):
+    """Once SSM says the victim's agent is ConnectionLost, the release of v1."""
+    deadline = time.monotonic() + 120
+    while (
+        fleet.ssm.describe_instance_information(Filters=[{"Key": "InstanceIds", "Values": [victim]}])[
+            "InstanceInformationList"
+        ][0]["PingStatus"]
+        != "ConnectionLost"
+    ):
+        assert time.monotonic() < deadline, f"{victim} never went ConnectionLost"
+        time.sleep(1)
+    return fleet.play(SITE, "-e", tag(fleet, "v1"))
+
+
+def test_7_an_instance_killed_mid_deploy_fails_the_release_naming_it_in_bounded_time(fleet):
+    control = Sandbox()
+    victim = fleet.instances[-1]  # not the canary (the first): the canary's batch goes through
+    lost_after = 20
+    with control.timing(connection_lost_after=lost_after):
+        # Killed 3 s into its deploy: pre-flight saw it Online, its invocation stays InProgress.
+        control.kill([victim], on="start", after=3)
+        try:
+            started = time.monotonic()
+            result = fleet.play(SITE, "-e", tag(fleet, "v2"))
+            took = time.monotonic() - started
+        finally:
+            control.clear_faults()
+            control.online([victim])  # boots it again
+    text = output(result)
+    note = f"release with {victim} killed mid-deploy failed after {took:.0f}s\n"
+    (RECORDS / "dead-host-detection.txt").write_text(note)
+    assert result.returncode != 0, text
+    assert f"{victim} lost its SSM agent (ConnectionLost since" in text, text[-6000:]
+    assert "its invocation was cancelled" in text
+    # Bounded: the watcher looks once a minute, the agent is ConnectionLost 20 s after its
+    # last word; the whole run (build, canary, the batch, the rollback) well under the
+    # rollout's timeout (3600 s) and under the 965 s a dead host used to cost.
+    assert took < 400, f"the release took {took:.0f}s to fail"
+    assert f"they are back on {fleet.first_release}" in text
+    assert f"except {victim}, which cannot receive commands" in text
+    for instance in fleet.instances:
+        if instance != victim:
+            assert fleet.answer(instance)["model_version"] == "titanic-logreg-1"
+    assert fleet.history()[-1]["result"] == "failed"
+
+
+def test_8_rollback_returns_to_the_previous_release(fleet):
     deadline = time.monotonic() + 120
     while any(
         i["PingStatus"] != "Online" for i in fleet.ssm.describe_instance_information()["InstanceInformationList"]

@@ -25,6 +25,7 @@ from .engine import Engine
 from .faults import Faults
 from .instances import Registry
 from .server import Service, make_server
+from .timing import Settings, Timing, parse_latency
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     registry = Registry(config.state_dir / "ssm" / "instances.json", lock)
     faults = Faults()
     logs = LogWriter(config.moto_url, config.region)
-    engine = Engine(registry, faults, logs, config.ping_timeout)
+    timing = Timing(Settings(config.ping_timeout, parse_latency(config.latency), config.list_lag))
+    engine = Engine(registry, faults, logs, timing)
     control = Control(config, engine, registry, faults)
     engine.on_kill = control.kill_now
     api = Api(engine, registry, control.index, config.account_id, config.region)

@@ -286,6 +286,7 @@ class Api:
 
     def list_commands(self, req: dict) -> dict:
         checks = self._filter_commands(req.get("Filters") or [], for_invocations=False)
+        now = time.time()
         with self.engine.lock:
             found = []
             for cmd in reversed(self.engine.commands.values()):
@@ -293,7 +294,8 @@ class Api:
                     continue
                 if req.get("InstanceId") and req["InstanceId"] not in cmd.invocations:
                     continue
-                status, details = cmd.status()
+                fanned_out = self.engine.timing.listed(cmd.requested, now)
+                status, details = cmd.status() if fanned_out else ("Pending", "Pending")
                 facts = {
                     "requested": cmd.requested,
                     "status": status,
@@ -302,20 +304,23 @@ class Api:
                     "stage": "Complete" if cmd.done else "Executing",
                 }
                 if all(check(facts) for check in checks):
-                    found.append(cmd)
+                    found.append((cmd, fanned_out))
             chunk, token = page(found, req, "commands")
-            answer: dict = {"Commands": [self._command(cmd) for cmd in chunk]}
+            answer: dict = {"Commands": [self._command(cmd, sending=not fanned_out) for cmd, fanned_out in chunk]}
         if token:
             answer["NextToken"] = token
         return answer
 
     def list_command_invocations(self, req: dict) -> dict:
         checks = self._filter_commands(req.get("Filters") or [], for_invocations=True)
+        now = time.time()
         with self.engine.lock:
             found = []
             for cmd in reversed(self.engine.commands.values()):
                 if req.get("CommandId") and cmd.id != req["CommandId"]:
                     continue
+                if not self.engine.timing.listed(cmd.requested, now):
+                    continue  # eventual consistency: not fanned out to its invocations yet
                 for inv in cmd.invocations.values():
                     if req.get("InstanceId") and inv.instance_id != req["InstanceId"]:
                         continue
@@ -337,7 +342,7 @@ class Api:
         with self.engine.lock:
             cmd = self.engine.commands.get(req["CommandId"])
             inv = cmd.invocations.get(req["InstanceId"]) if cmd else None
-            if inv is None:
+            if inv is None or not self.engine.timing.listed(cmd.requested, time.time()):
                 raise SsmError("InvocationDoesNotExist", "")
             name = req.get("PluginName")
             if name:

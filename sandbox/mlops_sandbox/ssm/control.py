@@ -250,9 +250,9 @@ class Control:
         if inst.kind == "full":
             volume = f"{inst.container}-docker"
             containers.docker("volume", "create", f"--label={cfg.label}", volume)
-            # /run a tmpfs, as on a host: each boot (a killed instance started again) begins
-            # without the pid files of the last one, which could name a live process now.
-            args += [*containers.DIND_OPTIONS, f"--volume={volume}:/var/lib/docker", containers.RUN_TMPFS]
+            # systemd as PID 1 (the image's command); /run a tmpfs, as on a host: each boot (a
+            # killed instance started again) begins without the state of the last one.
+            args += [*containers.DIND_OPTIONS, *containers.SYSTEMD_OPTIONS, f"--volume={volume}:/var/lib/docker"]
         else:
             args.append("--cap-add=NET_ADMIN")
         if not copy_ca:

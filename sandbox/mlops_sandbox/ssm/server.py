@@ -4,13 +4,14 @@
   actions are answered here; every other action (Parameter Store, documents, ...) is
   forwarded to moto as it came, so one endpoint serves all of SSM.
 - ``/_agent/poll``, ``/_agent/update``: the instances' agents.
-- ``/_sandbox/...``: instances, faults, API call counters, the call log (``GET
-  /_sandbox/calls/log?since=<epoch>``; see ``routes``), JSON in and out.
+- ``/_sandbox/...``: instances, faults, timing settings, API call counters, the call log
+  (``GET /_sandbox/calls/log?since=<epoch>``; see ``routes``), JSON in and out.
 
-Every SSM call is counted per action and may be throttled by the fault switch, before it
-is answered or forwarded. What the service answers itself (Run Command, the ECR image
-reads) goes to the sandbox's call log (``calls.py``, source ``ssm``) with the caller's
-access key; what it forwards is recorded by moto, so each call is logged once.
+Every SSM call is counted per action, may be throttled by the fault switch, and waits the
+latency setting (``timing.py``), before it is answered or forwarded. What the service
+answers itself (Run Command, the ECR image reads) goes to the sandbox's call log
+(``calls.py``, source ``ssm``) with the caller's access key; what it forwards is recorded by
+moto, so each call is logged once.
 """
 
 from __future__ import annotations
@@ -131,7 +132,10 @@ class Handler(BaseHTTPRequestHandler):
             self._error(SsmError("UnknownOperationException", f"unknown operation {target!r}"))
             return
         api = self.service.api
-        if self.service.faults.call(action):
+        throttle = self.service.faults.call(action)
+        # A region's round trip (the latency setting), throttled answers included.
+        api.engine.timing.hold()
+        if throttle:
             log.info("%s throttled", action)
             exc = throttled()
             # Answered here whatever the action (moto never sees a throttled call).
@@ -288,7 +292,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _route(self, method: str, path: str, body: dict, query: dict):
         svc = self.service
-        control, faults = svc.control, svc.faults
+        control, faults, timing = svc.control, svc.faults, svc.api.engine.timing
         routes = {
             ("GET", "/_sandbox/health"): lambda: {
                 "ok": True,
@@ -316,6 +320,9 @@ class Handler(BaseHTTPRequestHandler):
             ("POST", "/_sandbox/faults/online"): lambda: {"online": control.online(body)},
             ("POST", "/_sandbox/faults/kill"): lambda: {"killed": control.kill(body)},
             ("POST", "/_sandbox/faults/clear"): lambda: _done(faults.clear(), faults.state()),
+            ("GET", "/_sandbox/settings"): timing.state,
+            ("POST", "/_sandbox/settings"): lambda: timing.update(body),
+            ("POST", "/_sandbox/settings/reset"): timing.reset,
             ("GET", "/_sandbox/calls"): faults.counters,
             # The registry's push notifications (registry.py), as ECR's events (ecr_events.py).
             ("POST", "/_sandbox/ecr/events"): lambda: (
