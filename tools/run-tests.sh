@@ -29,8 +29,16 @@ layer_lint() {
   ruff check --output-format concise "${dirs[@]}" || return 1
   ruff format --check "${dirs[@]}" || { echo "ruff format: run 'ruff format ${dirs[*]}' to fix" >&2; return 1; }
   yamllint -s . || return 1
+  # The CI templates: the schemas check-jsonschema vendors (GitLab's !reference tags read
+  # by its gitlab-ci transform), zizmor's audits of the workflow (offline, every persona's
+  # finding), shellcheck-level care of the shared script by bash -n.
+  check-jsonschema --builtin-schema vendor.gitlab-ci --data-transform gitlab-ci ci/gitlab-ci.yml || return 1
+  check-jsonschema --builtin-schema vendor.github-workflows ci/github-workflow.yml || return 1
+  zizmor --offline --persona pedantic --no-progress ci/github-workflow.yml || return 1
+  bash -n ci/mlops-ci.sh || return 1
   files=$(git ls-files '*.py' | wc -l)
-  LAYER_INFO="ruff clean on $files Python files, yamllint clean on $(git ls-files '*.yml' '*.yaml' | wc -l) YAML files"
+  LAYER_INFO="ruff clean on $files Python files, yamllint clean on $(git ls-files '*.yml' '*.yaml' | wc -l) YAML files,"
+  LAYER_INFO+=" CI templates valid (GitLab CI and GitHub workflow schemas), zizmor clean"
 }
 
 layer_ansible-lint() {

@@ -69,7 +69,22 @@ else
   log "docker-registry and htpasswd present, skipped"
 fi
 
-# 7. The collection on Ansible's search path, as mlops.deploy, from this checkout.
+# 7. gitlab-ci-local (npm), which runs ci/gitlab-ci.yml against the sandbox in the ci test
+#    layer: the exact tree of ci/package-lock.json (`npm ci`), in .build/ci-tools.
+tools=$ROOT/.build/ci-tools
+stamp=$(cat ci/package.json ci/package-lock.json | sha256sum | cut -c1-16)
+if [ "$(cat "$tools/.mlops-stamp" 2>/dev/null)" != "$stamp" ] || [ ! -x "$tools/node_modules/.bin/gitlab-ci-local" ]; then
+  command -v npm >/dev/null 2>&1 || die "npm is missing (Node 20 with npm is needed for gitlab-ci-local; apt-get install nodejs npm)"
+  mkdir -p "$tools"
+  cp ci/package.json ci/package-lock.json "$tools/"
+  (cd "$tools" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) || die "npm ci of ci/package-lock.json failed; see the npm output above"
+  echo "$stamp" >"$tools/.mlops-stamp"
+  log "gitlab-ci-local $("$tools/node_modules/.bin/gitlab-ci-local" --version) installed in .build/ci-tools"
+else
+  log "gitlab-ci-local $("$tools/node_modules/.bin/gitlab-ci-local" --version) present, skipped"
+fi
+
+# 8. The collection on Ansible's search path, as mlops.deploy, from this checkout.
 link=$ROOT/.build/collections/ansible_collections/mlops/deploy
 if [ "$(readlink "$link" 2>/dev/null)" != "$ROOT" ]; then
   mkdir -p "$(dirname "$link")"
