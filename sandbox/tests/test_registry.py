@@ -107,9 +107,11 @@ def test_name_and_trust_are_set_up_for_host_and_instances():
     assert CONFIG.registry_ca == CONFIG.state_dir / "registry" / "ca.crt"
     ca = CONFIG.registry_ca.read_bytes()
     assert ca.startswith(b"-----BEGIN CERTIFICATE-----")
-    assert Path(f"/etc/docker/certs.d/{CONFIG.ecr_host}/ca.crt").read_bytes() == ca
+    # docker's rule: certs.d/<host> for port 443, certs.d/<host>:<port> for another.
+    assert Path(f"/etc/docker/certs.d/{CONFIG.registry_address}/ca.crt").read_bytes() == ca
     # TLS through the name, verified with that CA, asking for credentials.
-    assert registry.registry_http_status(CONFIG.ecr_host, 443, CONFIG.ecr_host, CONFIG.registry_ca) == 401
+    status = registry.registry_http_status(CONFIG.ecr_host, CONFIG.registry_port, CONFIG.ecr_host, CONFIG.registry_ca)
+    assert status == 401
 
 
 def test_hosts_block_is_added_replaced_and_removed_alone():

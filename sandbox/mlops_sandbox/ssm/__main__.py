@@ -37,12 +37,13 @@ def main(argv: list[str] | None = None) -> int:
     log = logging.getLogger("mlops_sandbox.ssm")
 
     lock = threading.RLock()
-    registry = Registry(config.state_dir / "ssm" / "instances.json", lock)
+    registry = Registry(config.state_dir / "ssm" / "instances.json", lock, config.account_id)
     faults = Faults()
     logs = LogWriter(config.moto_url, config.region)
     engine = Engine(registry, faults, logs, config.ping_timeout)
     control = Control(config, engine, registry, faults)
     engine.on_kill = control.kill_now
+    logs.account_for = lambda iid: getattr(registry.get(iid), "account", None)
     api = Api(engine, registry, control.index, config.account_id, config.region)
     loaded = registry.load()
     dropped = control.reconcile()

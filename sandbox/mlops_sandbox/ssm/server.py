@@ -11,6 +11,14 @@ Every SSM call is counted per action and may be throttled by the fault switch, b
 is answered or forwarded. What the service answers itself (Run Command, the ECR image
 reads) goes to the sandbox's call log (``calls.py``, source ``ssm``) with the caller's
 access key; what it forwards is recorded by moto, so each call is logged once.
+
+The caller's account is the one moto gives its access key (the identity table of
+``calls.py``: an STS session of a role is in the role's account); a key nobody issued is
+moto's default account. Run Command answers within that account (``api.py``).
+
+With the registry on another port than 443 (a second sandbox on the machine), ECR's
+GetAuthorizationToken names the proxy endpoint with that port, so that ``docker login``
+and image names agree with where the registry listens.
 """
 
 from __future__ import annotations
@@ -60,6 +68,21 @@ class Service:
         self.faults = faults
         self.moto = moto
         self.started = time.time()
+        self._accounts: dict[str, str] = {}  # access key -> account, from the identity table
+
+    def account_of(self, access_key: str | None) -> str | None:
+        """The account of an access key (moto's rules); None without a config (unit tests)."""
+        if self.config is None:
+            return None
+        if not access_key:
+            return self.config.account_id
+        known = self._accounts.get(access_key)
+        if known is None:
+            found = calls.identity_of(self.config, access_key)
+            if found is None or not found.get("account"):
+                return self.config.account_id  # a key moto never issued: its default account
+            known = self._accounts[access_key] = found["account"]
+        return known
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -147,8 +170,10 @@ class Handler(BaseHTTPRequestHandler):
             self._record("ssm", action, {}, 400, "SerializationException")
             self._error(SsmError("SerializationException", "the request body is not a JSON object"))
             return
+        scope = calls.scope_of(self.headers.get("Authorization"))
+        account = self.service.account_of(scope.access_key if scope else None)
         try:
-            answer = api.call(action, request)
+            answer = api.call(action, request, account)
         except SsmError as exc:
             log.info("%s -> %s: %s", action, exc.code, exc.message)
             self._record("ssm", action, request, exc.status, exc.code)
@@ -169,6 +194,7 @@ class Handler(BaseHTTPRequestHandler):
             return
         scope = calls.scope_of(self.headers.get("Authorization"))
         region = scope.region if scope else config.region
+        account = self.service.account_of(scope.access_key if scope else None) or config.account_id
         try:
             calls.record(
                 config,
@@ -177,7 +203,7 @@ class Handler(BaseHTTPRequestHandler):
                 operation=action,
                 access_key=scope.access_key if scope else None,
                 region=region,
-                resources=arns.resources(service, action, request, region, config.account_id),
+                resources=arns.resources(service, action, request, region, account),
                 status=status,
                 error=error,
             )
@@ -187,6 +213,15 @@ class Handler(BaseHTTPRequestHandler):
     def _ecr(self, action: str, body: bytes) -> None:
         """ECR: the image read actions from the registry (ecr_images.py), the rest to moto."""
         ecr = self.service.ecr
+        config = self.service.config
+        if (
+            action == "GetAuthorizationToken"
+            and config is not None
+            and config.registry_enabled
+            and config.registry_port != 443
+        ):
+            self._forward(body, transform=lambda data: _with_registry_port(data, config.registry_port))
+            return
         if ecr is None or not ecr.handles(action):
             self._forward(body)
             return
@@ -194,7 +229,8 @@ class Handler(BaseHTTPRequestHandler):
         try:
             request = json.loads(body or b"{}")
             request = request if isinstance(request, dict) else {}
-            answer = ecr.call(action, request)
+            scope = calls.scope_of(self.headers.get("Authorization"))
+            answer = ecr.call(action, request, self.service.account_of(scope.access_key if scope else None))
         except ValueError:
             self._record("ecr", action, {}, 400, "SerializationException")
             self._error(SsmError("SerializationException", "the request body is not a JSON object"))
@@ -214,7 +250,8 @@ class Handler(BaseHTTPRequestHandler):
     def _error(self, exc: SsmError) -> None:
         self._reply(exc.status, exc.body(), {"x-amzn-ErrorType": exc.code})
 
-    def _forward(self, body: bytes) -> None:
+    def _forward(self, body: bytes, transform=None) -> None:
+        """Pass the call to moto as it came, its answer back (``transform``ed when given)."""
         host, port = self.service.moto
         headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_HEADERS}
         conn = http.client.HTTPConnection(host, port, timeout=60)
@@ -222,6 +259,8 @@ class Handler(BaseHTTPRequestHandler):
             conn.request("POST", self.path, body=body, headers=headers)
             resp = conn.getresponse()
             data = resp.read()
+            if transform is not None and resp.status == 200:
+                data = transform(data)
             passed = {k: v for k, v in resp.getheaders() if k.lower() not in HOP_HEADERS}
             self.send_response(resp.status)
             for key, value in passed.items():
@@ -317,6 +356,20 @@ class Handler(BaseHTTPRequestHandler):
         }
         handler = routes.get((method, path))
         return handler() if handler else None
+
+
+def _with_registry_port(data: bytes, port: int) -> bytes:
+    """GetAuthorizationToken's answer with each proxy endpoint on the registry's port."""
+    try:
+        answer = json.loads(data)
+        for item in answer.get("authorizationData") or []:
+            endpoint = str(item.get("proxyEndpoint", ""))
+            host = endpoint.split("://", 1)[-1].split("/", 1)[0]
+            if host and ":" not in host:
+                item["proxyEndpoint"] = f"https://{host}:{port}"
+    except (ValueError, AttributeError):
+        return data
+    return json.dumps(answer).encode()
 
 
 def _rule(rule) -> dict | None:
