@@ -9,13 +9,14 @@ export ANSIBLE_COLLECTIONS_PATH := $(ROOT)/.build/collections
 export ANSIBLE_CONFIG := $(ROOT)/tests/ansible.cfg
 export DOCKER_BUILDKIT := 0
 
-.PHONY: help setup test lint ansible-lint sanity unit integration sandbox-test molecule \
+.PHONY: help setup test lint ansible-lint sanity unit integration sandbox-test molecule ci-test \
         sandbox-up sandbox-down build lock clean bench demo demo-down
 
 help:
 	@echo "make demo         sandbox up, model deployed to a local fleet and tested (make demo-down removes it)"
 	@echo "make test         every test layer, in order, stopping at the first failure"
 	@echo "make lint | ansible-lint | sanity | unit | sandbox-test | molecule | integration   one layer"
+	@echo "make ci-test      the CI templates run with gitlab-ci-local against the sandbox's three accounts"
 	@echo "make sandbox-up | sandbox-down   the local AWS stand-in (.sandbox/env)"
 	@echo "make build        the collection tarball"
 	@echo "make bench        every bench/bench_*.py in turn (figures and ratios, sandbox up first)"
@@ -28,6 +29,9 @@ test: setup
 
 lint ansible-lint sanity unit integration sandbox-test molecule: setup
 	@tools/run-tests.sh $@
+
+ci-test: setup
+	@tools/run-tests.sh ci
 
 demo: setup
 	@tools/demo.sh

@@ -131,7 +131,7 @@ cmd_build() {
   assume registry
   local account=${MLOPS_REGISTRY%%.*} item name context uri
   # The collection's own ECR login: docker credentials for the registry, the token never printed.
-  ansible localhost -c local -o -m mlops.deploy.ecr_login -a "registry_ids=$account region=$AWS_REGION" >/dev/null \
+  ansible localhost -c local -m mlops.deploy.ecr_login -a "registry_ids=$account region=$AWS_REGION" >/dev/null \
     || die "ECR login to $MLOPS_REGISTRY failed; run with ANSIBLE_VERBOSITY=1 to see why"
   for item in $MLOPS_IMAGES; do
     name=${item%%=*}

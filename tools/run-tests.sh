@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Runs the test layers in order, stopping at the first failure. Each layer prints
 # one summary line: "== <layer>: PASS|FAIL in <s>s — <what it saw>".
-# Usage: tools/run-tests.sh all | lint | ansible-lint | sanity | unit | sandbox-test | molecule | integration
+# Usage: tools/run-tests.sh all | lint | ansible-lint | sanity | unit | sandbox-test | molecule | integration | ci
 set -uo pipefail
 # shellcheck source=tools/env.sh
 . "$(dirname "$0")/env.sh"
 OUT=$ROOT/.build/test-logs
 mkdir -p "$OUT"
 
-ALL=(lint ansible-lint sanity unit sandbox-test molecule integration)
+ALL=(lint ansible-lint sanity unit sandbox-test molecule integration ci)
 
 summary() { printf '== %-13s %s in %ss — %s\n' "$1:" "$2" "$3" "$4"; }
 
@@ -95,6 +95,13 @@ layer_molecule() {
 layer_integration() {
   mlops-sandbox up || return 1
   pytest_layer integration tests/integration -q -p no:cacheprovider
+}
+
+# The CI templates run for real: gitlab-ci-local (shell executor) and the GitHub workflow's
+# deploy steps against the sandbox's dev, staging and prod accounts (tests/ci).
+layer_ci() {
+  mlops-sandbox up || return 1
+  pytest_layer ci tests/ci -q -p no:cacheprovider
 }
 
 run_layer() {

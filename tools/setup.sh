@@ -51,11 +51,14 @@ tools/base-image.sh
 # 5. ansible-test's pip bootstrap without the unreachable download host.
 tools/ansible-test-pip.sh
 
-# 6. The sandbox's ECR stand-in: Debian's docker-registry (distribution 2.8) and htpasswd.
+# 6. The sandbox's ECR stand-in: Debian's docker-registry (distribution 2.8) and htpasswd;
+#    rsync for gitlab-ci-local.
 #    The sandbox runs it itself; a service the package may start (systemd) is not wanted.
 missing=()
 command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
 command -v htpasswd >/dev/null 2>&1 || missing+=(apache2-utils)
+# rsync: gitlab-ci-local copies the project with it (the ci test layer).
+command -v rsync >/dev/null 2>&1 || missing+=(rsync)
 if [ ${#missing[@]} -gt 0 ]; then
   [ "$(id -u)" -eq 0 ] || die "${missing[*]} missing and installing needs root (apt-get install ${missing[*]})"
   apt-get update -qq || die "apt-get update failed; see the apt output above"
@@ -66,7 +69,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
   log "registry packages installed: ${missing[*]}"
 else
-  log "docker-registry and htpasswd present, skipped"
+  log "docker-registry, htpasswd and rsync present, skipped"
 fi
 
 # 7. gitlab-ci-local (npm), which runs ci/gitlab-ci.yml against the sandbox in the ci test
