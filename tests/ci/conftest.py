@@ -3,9 +3,13 @@ and the GitHub workflow's deploy steps run as its `run:` lines, against the sand
 three accounts (dev, staging, prod) and its shared registry (moto's default account).
 
 What the fixtures set up is what an organisation has before its first pipeline: per
-environment account, one model server, the release bucket, the log group, GitLab's and
-GitHub's OIDC providers and the CI deploy role (trust from ci/iam/ci-role-trust.json.j2);
-in the registry account, the repository and the role CI pushes with. The project is a
+environment account, one model server, the release bucket (its policy letting the next
+environment's deploy role read the releases: ci/iam/release-bucket-policy.json.j2), the
+log group, GitLab's and GitHub's OIDC providers and the CI deploy role (trust:
+ci/iam/ci-role-trust.json.j2, permissions: ci/iam/ci-deployer-policy.json.j2); in the
+registry account, the repository (its policy letting the three accounts pull:
+ci/iam/repository-policy.json.j2) and the role CI pushes with
+(ci/iam/ci-registry-policy.json.j2). What playbooks/provision.yml will make. The project is a
 throw-away git repository holding the model (demo/titanic), the local-dev/-staging/-prod
 inventories and the two templates, as a user's repository would.
 """
@@ -135,11 +139,31 @@ def set_up_account(accounts: Accounts, env: str) -> None:
         ref=ref,
         github_subject=f"repo:{GITHUB_REPOSITORY}:environment:{env}",
     )
-    _ensure_role(iam, ROLE, trust)
+    source = PROMOTED_FROM.get(env)
+    policy = render(
+        "ci-deployer-policy.json.j2",
+        account=account,
+        env=env,
+        region=accounts.region,
+        bucket=f"mlops-releases-{env}",
+        source_env=source or "",
+        source_bucket=f"mlops-releases-{source}" if source else "",
+        registry_account=accounts.shared if env == "dev" else "",
+        log_group=f"/mlops/deploy/{env}",
+    )
+    _ensure_role(iam, ROLE, trust, policy)
     s3 = accounts.client(account, "s3")
     bucket = f"mlops-releases-{env}"
     with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou, s3.exceptions.BucketAlreadyExists):
         s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": accounts.region})
+    reader = next((later for later, earlier in PROMOTED_FROM.items() if earlier == env), None)
+    if reader:  # the next environment's deploy role reads this one's releases
+        s3.put_bucket_policy(
+            Bucket=bucket,
+            Policy=render(
+                "release-bucket-policy.json.j2", bucket=bucket, env=env, reader_account=ENVS[reader], reader_role=ROLE
+            ),
+        )
     logs = accounts.client(account, "logs")
     with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):
         logs.create_log_group(logGroupName=f"/mlops/deploy/{env}")
@@ -159,10 +183,17 @@ def set_up_registry(accounts: Accounts) -> None:
         ref="main",
         github_subject=f"repo:{GITHUB_REPOSITORY}:ref:refs/heads/main",
     )
-    _ensure_role(iam, REGISTRY_ROLE, trust)
+    policy = render("ci-registry-policy.json.j2", account=account, region=accounts.region, repositories=[REPOSITORY])
+    _ensure_role(iam, REGISTRY_ROLE, trust, policy)
     ecr = accounts.client(account, "ecr")
     with contextlib.suppress(ecr.exceptions.RepositoryAlreadyExistsException):
         ecr.create_repository(repositoryName=REPOSITORY)
+    ecr.set_repository_policy(
+        repositoryName=REPOSITORY,
+        policyText=render(
+            "repository-policy.json.j2", pull_accounts=list(ENVS.values()), dev_account=ENVS["dev"], deployer_role=ROLE
+        ),
+    )
 
 
 class Project:

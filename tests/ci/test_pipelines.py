@@ -44,9 +44,9 @@ def assert_ok(result: subprocess.CompletedProcess) -> None:
     assert result.returncode == 0, output(result)[-10000:]
 
 
-def ran_jobs(result: subprocess.CompletedProcess) -> list[str]:
-    """The jobs gitlab-ci-local reports as passed or failed."""
-    return re.findall(r"^\s*(?:PASS|FAIL)\s+(?:\[[^\]]*\]\s+)?(\S+)", output(result), re.MULTILINE)
+def ran_jobs(result: subprocess.CompletedProcess, outcome: str = "PASS|FAIL") -> list[str]:
+    """The jobs gitlab-ci-local reports as passed or failed (``outcome``: PASS, FAIL or both)."""
+    return re.findall(rf"^\s*(?:{outcome})\s+(?:\[[^\]]*\]\s+)?(\S+)", output(result), re.MULTILINE)
 
 
 def instance_of(accounts: Accounts, env: str) -> dict:
@@ -267,7 +267,8 @@ def test_6_a_failing_deploy_shows_the_instances_logs_and_fails(project, accounts
         project.commit("the model back")
     text = output(result)
     assert result.returncode != 0, text[-6000:]
-    assert "deploy-dev" in [j for j in ran_jobs(result)] and re.search(r"^\s*FAIL\s.*deploy-dev", text, re.MULTILINE), text[-6000:]
+    assert ran_jobs(result, "FAIL") == ["deploy-dev"], text[-6000:]
+    assert sorted(ran_jobs(result, "PASS")) == ["build", "test"], text[-6000:]
     assert "failed in dev; the rollout stopped" in text
     assert "did not load" in text  # the failing container's own line, from the instance's CloudWatch stream
     assert f"they are back on {run['release']}" in text
