@@ -38,7 +38,9 @@ from ansible_collections.amazon.aws.plugins.module_utils.retries import Retrying
 from botocore.config import Config as BotoConfig  # noqa: E402
 from botocore.exceptions import ClientError, WaiterError  # noqa: E402
 
-from ansible_collections.mlops.deploy.plugins.module_utils import _ssm_rollout as rollout  # noqa: E402
+from ansible_collections.mlops.deploy.plugins.module_utils._ssm_api import SsmApi, retry_decorator  # noqa: E402
+from ansible_collections.mlops.deploy.plugins.module_utils._ssm_options import RolloutOptions  # noqa: E402
+from ansible_collections.mlops.deploy.plugins.module_utils._ssm_rollout import Rollout  # noqa: E402
 from mlops_sandbox import envfile  # noqa: E402
 from mlops_sandbox.client import Sandbox, SandboxControlError  # noqa: E402
 from mlops_sandbox.config import Config  # noqa: E402
@@ -147,21 +149,21 @@ class Bench:
     # -- (c) --------------------------------------------------------------------------------
 
     def module(self) -> tuple[str, dict]:
-        retry = rollout.retry_decorator()
-        api = rollout.SsmApi(
+        retry = retry_decorator()
+        api = SsmApi(
             RetryingBotoClientWrapper(self.ssm, retry),
             RetryingBotoClientWrapper(self.ec2, retry),
             None,
             self.region,
+            retry=retry,
         )
-        params = {name: spec.get("default") for name, spec in rollout.argument_spec().items()}
-        params.update(
+        options = RolloutOptions.defaults(
             targets=["tag:Name=" + self.tag],
             playbook_url="s3://bench/deploy.yml",
             max_concurrency="100%",
             max_errors="100%",
         )
-        result, failure = rollout.Rollout(api, params).run()
+        result, failure = Rollout(api, options).run()
         if failure:
             raise RuntimeError(failure)
         return result["command_ids"][0], {i["instance_id"]: i["status"] for i in result["instances"]}

@@ -29,6 +29,9 @@ layer_lint() {
   ruff check --output-format concise "${dirs[@]}" || return 1
   ruff format --check "${dirs[@]}" || { echo "ruff format: run 'ruff format ${dirs[*]}' to fix" >&2; return 1; }
   yamllint -s . || return 1
+  # Modules run on the managed host's Python: 3.9 and later (tests/config.yml).
+  vermin --no-tips --violations --eval-annotations -t=3.9- -q plugins/modules plugins/module_utils || {
+    echo "vermin: plugins/modules and plugins/module_utils must run on Python 3.9 (tests/config.yml)" >&2; return 1; }
   # The CI templates: the schemas check-jsonschema vendors (GitLab's !reference tags read
   # by its gitlab-ci transform), zizmor's audits of the workflow (offline, every persona's
   # finding), shellcheck-level care of the shared script by bash -n.
@@ -37,7 +40,7 @@ layer_lint() {
   zizmor --offline --persona pedantic --no-progress ci/github-workflow.yml || return 1
   bash -n ci/mlops-ci.sh || return 1
   files=$(git ls-files '*.py' | wc -l)
-  LAYER_INFO="ruff clean on $files Python files, yamllint clean on $(git ls-files '*.yml' '*.yaml' | wc -l) YAML files,"
+  LAYER_INFO="ruff clean on $files Python files, modules Python 3.9+ (vermin), yamllint clean on $(git ls-files '*.yml' '*.yaml' | wc -l) YAML files,"
   LAYER_INFO+=" CI templates valid (GitLab CI and GitHub workflow schemas), zizmor clean"
 }
 
@@ -118,17 +121,53 @@ run_layer() {
   return $rc
 }
 
+# `all`: the layers in order, except BESIDE, which runs in the background beside
+# the sandbox-backed pytest layers from the first of them on (their own containers, the
+# same sandbox; on 2 cores most of their time is waiting on containers). Its output goes
+# to .build/test-logs/<layer>.out, its summary line joins the others when it ends.
+# MLOPS_TEST_SERIAL=1 runs everything in order.
+BESIDE=molecule
+BESIDE_FROM=sandbox-test
+
+failed() {
+  echo; echo "Summary:"; cat "$OUT/summary.txt"
+  echo "FAILED at layer '$1' after $((SECONDS - total))s; logs in .build/test-logs/"
+  exit 1
+}
+
+# The background layer ends before the suite does (pass or fail): nothing of it is left running.
+join_beside() {
+  local pid=$1 layer=$2
+  [ -n "$pid" ] || return 0
+  echo "---- waiting for $layer (running beside; output: .build/test-logs/$layer.out)"
+  wait "$pid" || { tail -n 40 "$OUT/$layer.out"; return 1; }
+}
+
 layers=("$@")
-[ "${layers[0]:-all}" = all ] && layers=("${ALL[@]}")
+mode=given
+if [ "${layers[0]:-all}" = all ]; then layers=("${ALL[@]}"); mode=all; fi
+[ "${MLOPS_TEST_SERIAL:-0}" = 1 ] && mode=given
 : >"$OUT/summary.txt"
 total=$SECONDS
+beside_pid="" beside_layer=""
 for layer in "${layers[@]}"; do
   declare -F "layer_$layer" >/dev/null || { echo "unknown layer: $layer (one of: ${ALL[*]})" >&2; exit 2; }
+done
+for layer in "${layers[@]}"; do
+  if [ "$mode" = all ] && [ "$layer" = "$BESIDE" ]; then continue; fi
+  if [ "$mode" = all ] && [ "$layer" = "$BESIDE_FROM" ] && [ -z "$beside_pid" ]; then
+    # One `up` before both sides, so they never race to start the sandbox.
+    mlops-sandbox up || failed "$layer"
+    beside_layer=$BESIDE
+    echo "---- $beside_layer: started beside the next layers (output: .build/test-logs/$beside_layer.out)"
+    run_layer "$beside_layer" >"$OUT/$beside_layer.out" 2>&1 &
+    beside_pid=$!
+  fi
   if ! run_layer "$layer"; then
-    echo; echo "Summary:"; cat "$OUT/summary.txt"
-    echo "FAILED at layer '$layer' after $((SECONDS - total))s; logs in .build/test-logs/"
-    exit 1
+    join_beside "$beside_pid" "$beside_layer"
+    failed "$layer"
   fi
 done
+join_beside "$beside_pid" "$beside_layer" || failed "$beside_layer"
 echo; echo "Summary:"; cat "$OUT/summary.txt"
 echo "ALL PASSED (${layers[*]}) in $((SECONDS - total))s"

@@ -14,14 +14,17 @@ ends, so the action plugin does the module's work itself, with the same pieces:
 - the boto3 clients come from amazon.aws's ``AWSPluginBase`` (``_aws_connection_info``
   and ``_boto3_conn``, what ``AnsibleAWSModule.client()`` uses), so region, profile,
   endpoint_url, credentials, CA bundle and ``aws_config`` mean the same here;
-- the work is ``_ssm_rollout.run_playbook``, the same call the module's ``main()`` makes.
+- the clients and the calls are ``_ssm_api.connect``'s, the work ``_ssm_rollout.Rollout``'s: the
+  same two calls the module's ``main()`` makes.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import NoReturn
 
 try:
     from botocore.exceptions import BotoCoreError, ClientError
@@ -36,13 +39,9 @@ from ansible_collections.amazon.aws.plugins.module_utils.botocore import HAS_BOT
 from ansible_collections.amazon.aws.plugins.module_utils.modules import aws_argument_spec
 from ansible_collections.amazon.aws.plugins.plugin_utils.base import AWSPluginBase
 
-from ansible_collections.mlops.deploy.plugins.module_utils._ssm_rollout import (
-    SPEC_RULES,
-    Rollout,
-    SsmApi,
-    argument_spec,
-    retry_decorator,
-)
+from ansible_collections.mlops.deploy.plugins.module_utils._ssm_api import connect
+from ansible_collections.mlops.deploy.plugins.module_utils._ssm_options import SPEC_RULES, RolloutOptions, argument_spec
+from ansible_collections.mlops.deploy.plugins.module_utils._ssm_rollout import Rollout
 from ansible_collections.mlops.deploy.plugins.module_utils._ssm_run import SsmRunError
 
 display = Display()
@@ -51,18 +50,18 @@ display = Display()
 class _Connection(AWSPluginBase):
     """amazon.aws's client factory for plugins, fed with the validated options."""
 
-    def __init__(self, options):
+    def __init__(self, options: dict) -> None:
         self._options = options
 
-    def get_options(self):
+    def get_options(self) -> dict:
         return self._options
 
-    def _do_fail(self, message):
+    def _do_fail(self, message: str) -> NoReturn:
         raise AnsibleActionFail(message)
 
 
 @contextmanager
-def _environment(values):
+def _environment(values: dict) -> Iterator[None]:
     """The task's ``environment:`` for the duration of the task (this runs in the
     task's own worker process)."""
     saved = {key: os.environ.get(key) for key in values}
@@ -81,7 +80,7 @@ class ActionModule(ActionBase):
     _supports_check_mode = True
     _supports_async = False
 
-    def run(self, tmp=None, task_vars=None):
+    def run(self, tmp: str | None = None, task_vars: dict | None = None) -> dict:
         result = super().run(tmp, task_vars)
         del tmp
         if not HAS_BOTO3:
@@ -95,15 +94,8 @@ class ActionModule(ActionBase):
             # Plain values, as the module would receive them (no templating types).
             params = json.loads(json.dumps(params, default=str))
             connection = _Connection(params)
-            retry = retry_decorator()
-            region = connection.region
-            api = SsmApi(
-                connection.client("ssm", retry_decorator=retry),
-                lambda: connection.client("ec2", retry_decorator=retry),
-                lambda: connection.client("logs", retry_decorator=retry),
-                region,
-            )
-            rollout = Rollout(api, params, self._task.check_mode, report=self._progress)
+            api = connect(connection.client, connection.region)
+            rollout = Rollout(api, RolloutOptions.from_params(params), self._task.check_mode, report=self._progress)
             try:
                 outcome, failure = rollout.run()
             except SsmRunError as exc:
@@ -118,5 +110,5 @@ class ActionModule(ActionBase):
         return result
 
     @staticmethod
-    def _progress(line):
+    def _progress(line: str) -> None:
         display.display(line)

@@ -16,7 +16,9 @@ from __future__ import annotations
 import functools
 import re
 import time
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta, timezone
+from typing import Any
 
 # AWS API limits.
 GET_EVENTS_PAGE_MAX = 10000
@@ -35,7 +37,7 @@ class LogsError(Exception):
 # --------------------------------------------------------------------------- time
 
 
-def parse_time(value, now=None):
+def parse_time(value: object, now: datetime | None = None) -> int | None:
     """Turn ``value`` into epoch milliseconds (int), or None for None/"".
 
     Accepts an ISO 8601 time (``2026-11-21T10:00:00Z``, offsets, a bare date; naive
@@ -44,7 +46,7 @@ def parse_time(value, now=None):
     """
     if value is None or value == "":
         return None
-    now = now or datetime.now(UTC)
+    now = now or datetime.now(timezone.utc)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return _epoch_number(int(value))
     text = str(value).strip()
@@ -65,29 +67,29 @@ def parse_time(value, now=None):
             "a relative age (30s, 15m, 2h, 3d, 1w) or 'now'" % (value,)
         ) from None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
+        parsed = parsed.replace(tzinfo=timezone.utc)
     return _to_ms(parsed)
 
 
-def _epoch_number(number):
+def _epoch_number(number: int) -> int:
     # 10 digits or fewer: seconds; more: already milliseconds.
     return number * 1000 if number < 10**11 else number
 
 
-def _to_ms(moment):
+def _to_ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
-def iso_time(epoch_ms):
+def iso_time(epoch_ms: int) -> str:
     """Epoch milliseconds to an ISO 8601 UTC string with milliseconds."""
-    moment = datetime.fromtimestamp(epoch_ms / 1000.0, tz=UTC)
+    moment = datetime.fromtimestamp(epoch_ms / 1000.0, tz=timezone.utc)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (epoch_ms % 1000)
 
 
 # ------------------------------------------------------------- SSM stream names
 
 
-def ssm_step_name(step):
+def ssm_step_name(step: str | None) -> str:
     """The step part of an SSM stream name: ``aws:runShellScript`` -> ``aws-runShellScript``.
 
     AWS-ApplyAnsiblePlaybooks writes under its step ``runShellScript``;
@@ -96,7 +98,7 @@ def ssm_step_name(step):
     return (step or "runShellScript").replace(":", "-")
 
 
-def ssm_outputs(output):
+def ssm_outputs(output: str) -> list[str]:
     if output == "both":
         return ["stdout", "stderr"]
     if output in ("stdout", "stderr"):
@@ -104,12 +106,14 @@ def ssm_outputs(output):
     raise LogsError("output must be stdout, stderr or both, not %r" % (output,))
 
 
-def ssm_stream_names(command_id, instance_id, step="runShellScript", output="both"):
+def ssm_stream_names(
+    command_id: str, instance_id: str, step: str = "runShellScript", output: str = "both"
+) -> list[str]:
     """AWS's stream names for one instance's output of one SSM command."""
     return ["%s/%s/%s/%s" % (command_id, instance_id, ssm_step_name(step), out) for out in ssm_outputs(output)]
 
 
-def ssm_stream_matches(name, command_id, step="runShellScript", output="both"):
+def ssm_stream_matches(name: str, command_id: str, step: str = "runShellScript", output: str = "both") -> bool:
     """True when ``name`` is ``<command_id>/<any instance>/<step>/<output>``."""
     parts = name.split("/")
     return (
@@ -123,7 +127,7 @@ def ssm_stream_matches(name, command_id, step="runShellScript", output="both"):
 # ---------------------------------------------------------------- events
 
 
-def to_event(raw, stream=None):
+def to_event(raw: dict, stream: str | None = None) -> dict:
     """A boto3 event to the returned shape: timestamp (ms), time (ISO), stream, message."""
     timestamp = int(raw.get("timestamp", 0))
     return {
@@ -135,7 +139,7 @@ def to_event(raw, stream=None):
     }
 
 
-def in_window(raw_events, end):
+def in_window(raw_events: list[dict], end: int | None) -> list[dict]:
     """Drop events at or after ``end`` (ms): the API's endTime is exclusive, and
     enforcing it here keeps every backend (moto includes it) in agreement."""
     if end is None:
@@ -143,19 +147,19 @@ def in_window(raw_events, end):
     return [raw for raw in raw_events if raw.get("timestamp", 0) < end]
 
 
-def sort_events(events):
+def sort_events(events: list[dict]) -> list[dict]:
     """Chronological order, stable for events of the same millisecond."""
     return sorted(events, key=lambda event: event["timestamp"])
 
 
-def take_tail(events, count):
+def take_tail(events: list[dict], count: int) -> tuple[list[dict], bool]:
     """The last ``count`` events, and whether that cut anything off."""
     if count is None or len(events) <= count:
         return events, False
     return (events[-count:] if count > 0 else []), True
 
 
-def cut(events, limit):
+def cut(events: list[dict], limit: int | None) -> tuple[list[dict], bool]:
     """The first ``limit`` events, and whether that cut anything off."""
     if limit is None or len(events) <= limit:
         return events, False
@@ -165,7 +169,7 @@ def cut(events, limit):
 # ------------------------------------------------------------ pagination rules
 
 
-def forward_pages(fetch, params):
+def forward_pages(fetch: Callable[..., dict], params: dict) -> Iterator[tuple[list[dict], str | None]]:
     """Pages of ``get_log_events`` read forward, as (events, token) tuples.
 
     Stop rule, as AWS documents it: the end of the stream is reached when the
@@ -185,7 +189,7 @@ def forward_pages(fetch, params):
         token = next_token
 
 
-def backward_pages(fetch, params):
+def backward_pages(fetch: Callable[..., dict], params: dict) -> Iterator[tuple[list[dict], str | None]]:
     """Pages of ``get_log_events`` read from the end backwards; same stop rule."""
     token = None
     while True:
@@ -200,7 +204,7 @@ def backward_pages(fetch, params):
         token = next_token
 
 
-def filter_pages(fetch, params):
+def filter_pages(fetch: Callable[..., dict], params: dict) -> Iterator[tuple[list[dict], str | None]]:
     """Pages of ``filter_log_events``, following ``nextToken`` until there is none."""
     token = None
     while True:
@@ -224,7 +228,7 @@ class StreamSource:
     calls it again and again) and whether ``limit`` left events unread.
     """
 
-    def __init__(self, client, group, stream, start=None, end=None):
+    def __init__(self, client: Any, group: str, stream: str, start: int | None = None, end: int | None = None) -> None:
         self.client = client
         self.group = group
         self.stream = stream
@@ -235,7 +239,7 @@ class StreamSource:
             self.params["endTime"] = end
         self.token = None
 
-    def read(self, limit=None):
+    def read(self, limit: int | None = None) -> tuple[list[dict], bool]:
         params = dict(self.params)
         if self.token:
             params["nextToken"] = self.token
@@ -254,13 +258,13 @@ class StreamSource:
                 self.token = token
         return events, False
 
-    def _resume_after(self, kept):
+    def _resume_after(self, kept: list[dict]) -> None:
         # Resume by time after the last kept event (tokens are per page).
         if kept:
             self.params["startTime"] = kept[-1]["timestamp"] + 1
         self.token = None
 
-    def read_tail(self, count):
+    def read_tail(self, count: int) -> tuple[list[dict], bool]:
         """The last ``count`` events, read backwards from the end of the stream."""
         params = dict(self.params)
         params.pop("startFromHead", None)
@@ -283,7 +287,15 @@ class FilterSource:
     timestamp already seen and drops the events already returned (by eventId).
     """
 
-    def __init__(self, client, group, names, start=None, end=None, pattern=None):
+    def __init__(
+        self,
+        client: Any,
+        group: str,
+        names: list[str],
+        start: int | None = None,
+        end: int | None = None,
+        pattern: str | None = None,
+    ) -> None:
         self.client = client
         self.group = group
         self.names = list(names)
@@ -292,7 +304,7 @@ class FilterSource:
         self.pattern = pattern
         self.seen = set()
 
-    def _param_sets(self, limit):
+    def _param_sets(self, limit: int | None) -> list[dict]:
         base = {"logGroupName": self.group}
         if self.start is not None:
             base["startTime"] = self.start
@@ -307,7 +319,7 @@ class FilterSource:
             for i in range(0, len(self.names), FILTER_STREAM_NAMES_MAX)
         ]
 
-    def read(self, limit=None):
+    def read(self, limit: int | None = None) -> tuple[list[dict], bool]:
         fresh = []
         keys = set()
         more = False
@@ -346,10 +358,10 @@ class RetryingCalls:
     (jittered backoff on throttling) only the calls that pass ``aws_retry=True``.
     """
 
-    def __init__(self, client):
+    def __init__(self, client: Any) -> None:
         self._client = client
 
-    def __getattr__(self, name):
+    def __getattr__(self, name: str) -> Callable[..., Any]:
         return functools.partial(getattr(self._client, name), aws_retry=True)
 
 
@@ -358,13 +370,13 @@ class LogReader:
     ``AnsibleAWSModule.client(..., retry_decorator=AWSRetry.jittered_backoff())``;
     every call it makes is retried on throttling."""
 
-    def __init__(self, client, region=None):
+    def __init__(self, client: Any, region: str | None = None) -> None:
         self.client = RetryingCalls(client)
         self.region = region or "the configured region"
 
     # -- existence checks, each with a message that says what to do
 
-    def check_group(self, group):
+    def check_group(self, group: str) -> None:
         response = self.client.describe_log_groups(logGroupNamePrefix=group)
         if not any(g.get("logGroupName") == group for g in response.get("logGroups", [])):
             raise LogsError(
@@ -372,7 +384,7 @@ class LogReader:
                 "(and that the command was sent with CloudWatch output enabled)" % (group, self.region)
             )
 
-    def list_streams(self, group, prefix):
+    def list_streams(self, group: str, prefix: str) -> list[str]:
         names = []
         params = {"logGroupName": group, "logStreamNamePrefix": prefix}
         while True:
@@ -383,7 +395,7 @@ class LogReader:
                 return names
             params["nextToken"] = token
 
-    def resolve_streams(self, group, selection):
+    def resolve_streams(self, group: str, selection: dict) -> list[str]:
         """Stream names for a selection dict (log_stream / log_stream_prefix / ssm_*)."""
         if selection.get("log_stream"):
             wanted = [selection["log_stream"]]
@@ -404,7 +416,7 @@ class LogReader:
             if ssm_stream_matches(name, command_id, step, output)
         ]
 
-    def describe_selection(self, selection):
+    def describe_selection(self, selection: dict) -> str:
         if selection.get("log_stream"):
             return "log stream %s" % selection["log_stream"]
         if selection.get("log_stream_prefix") is not None:
@@ -414,14 +426,31 @@ class LogReader:
             what += " on %s" % selection["instance_id"]
         return "%s output (step %s, %s)" % (what, ssm_step_name(selection.get("step")), selection.get("output", "both"))
 
-    def source(self, group, selection, streams, start=None, end=None, pattern=None):
+    def source(
+        self,
+        group: str,
+        selection: dict,
+        streams: list[str],
+        start: int | None = None,
+        end: int | None = None,
+        pattern: str | None = None,
+    ) -> StreamSource | FilterSource:
         if len(streams) == 1 and not pattern and selection.get("log_stream_prefix") is None:
             return StreamSource(self.client, group, streams[0], start, end)
         return FilterSource(self.client, group, names=streams, start=start, end=end, pattern=pattern)
 
     # -- the two modes
 
-    def read(self, group, selection, start=None, end=None, pattern=None, max_events=None, tail_lines=None):
+    def read(
+        self,
+        group: str,
+        selection: dict,
+        start: int | None = None,
+        end: int | None = None,
+        pattern: str | None = None,
+        max_events: int | None = None,
+        tail_lines: int | None = None,
+    ) -> dict:
         """Everything the selection holds in the window, whole unless a limit cut it."""
         self.check_group(group)
         streams = self.resolve_streams(group, selection)
@@ -441,18 +470,18 @@ class LogReader:
 
     def follow(
         self,
-        group,
-        selection,
-        start=None,
-        end=None,
-        pattern=None,
-        until_pattern=None,
-        max_events=None,
-        timeout=300.0,
-        poll_interval=2.0,
-        clock=time.monotonic,
-        sleep=time.sleep,
-    ):
+        group: str,
+        selection: dict,
+        start: int | None = None,
+        end: int | None = None,
+        pattern: str | None = None,
+        until_pattern: str | None = None,
+        max_events: int | None = None,
+        timeout: float = 300.0,
+        poll_interval: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> dict:
         """Keep reading until ``until_pattern`` matches, ``max_events`` or ``timeout``.
 
         Streams that do not exist yet are waited for (an SSM command writes its
@@ -490,7 +519,7 @@ class LogReader:
             sleep(max(0.0, min(delay, deadline - clock())))
 
     @staticmethod
-    def _followed(events, streams, reason, matched_event=None):
+    def _followed(events: list[dict], streams: list[str], reason: str, matched_event: dict | None = None) -> dict:
         return {
             "events": events,
             "streams": streams,

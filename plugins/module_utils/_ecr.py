@@ -34,7 +34,8 @@ import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
-from datetime import UTC, datetime
+from collections.abc import Callable, Mapping
+from datetime import datetime, timezone
 
 IMDS_ENDPOINT_IPV4 = "http://169.254.169.254/"
 IMDS_ENDPOINT_IPV6 = "http://[fd00:ec2::254]/"
@@ -52,7 +53,7 @@ class EcrLoginError(Exception):
 # --------------------------------------------------------------------------- IMDS
 
 
-def imds_settings(environ):
+def imds_settings(environ: Mapping[str, str]) -> dict:
     """botocore's instance metadata settings, read from ``environ``."""
     mode = (environ.get("AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE") or "IPv4").strip().lower()
     default = IMDS_ENDPOINT_IPV6 if mode == "ipv6" else IMDS_ENDPOINT_IPV4
@@ -74,7 +75,7 @@ def imds_settings(environ):
     }
 
 
-def parse_identity_document(text):
+def parse_identity_document(text: str | bytes) -> dict[str, str]:
     """Region and account from the instance identity document (JSON)."""
     try:
         document = json.loads(text)
@@ -87,12 +88,12 @@ def parse_identity_document(text):
     return {"region": str(region), "account_id": str(account)}
 
 
-def _imds_opener():
+def _imds_opener() -> urllib.request.OpenerDirector:
     # The metadata service is link-local: never through a proxy.
     return urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-def imds_identity(settings, open_url=None):
+def imds_identity(settings: dict, open_url: Callable | None = None) -> tuple[dict | None, str]:
     """``(identity, note)``: identity is ``{"region", "account_id"}`` or None, note says why.
 
     IMDSv2 only: a PUT for a session token, then the identity document with it. A
@@ -139,7 +140,9 @@ def imds_identity(settings, open_url=None):
     return parse_identity_document(body), "instance metadata (IMDSv2) at %s" % base
 
 
-def resolve_location(region_param, registry_ids, imds, fallback_region):
+def resolve_location(
+    region_param: str | None, registry_ids: list[str] | None, imds: Callable[[], tuple], fallback_region: str | None
+) -> dict:
     """Region and account with their sources, in the documented order.
 
     ``imds`` is a zero-argument callable returning ``imds_identity``'s pair; it is only
@@ -174,7 +177,7 @@ def resolve_location(region_param, registry_ids, imds, fallback_region):
     }
 
 
-def ecr_host(account_id, region):
+def ecr_host(account_id: str, region: str) -> str:
     """The ECR registry host of an account in a region (China regions end in .com.cn)."""
     suffix = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
     return "%s.dkr.ecr.%s.%s" % (account_id, region, suffix)
@@ -183,7 +186,7 @@ def ecr_host(account_id, region):
 # --------------------------------------------------------------------------- tokens
 
 
-def decode_token(authorization_token):
+def decode_token(authorization_token: str) -> tuple[str, str]:
     """``(user, password)`` from ECR's base64 ``user:password`` token."""
     try:
         user, sep, secret = base64.b64decode(authorization_token).decode("utf-8").partition(":")
@@ -194,7 +197,7 @@ def decode_token(authorization_token):
     return user, secret
 
 
-def hostname(server):
+def hostname(server: str) -> str:
     """The registry host of a docker config key or proxy endpoint: ``https://h/v1/`` -> ``h``."""
     text = server.strip()
     if "://" in text:
@@ -202,17 +205,17 @@ def hostname(server):
     return text.split("/", 1)[0].lower()
 
 
-def iso_time(value):
+def iso_time(value: object) -> str | None:
     if value is None:
         return None
     if isinstance(value, datetime):
         if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            value = value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     return str(value)
 
 
-def authorization_entries(authorization_data):
+def authorization_entries(authorization_data: list[dict]) -> list[dict]:
     """GetAuthorizationToken's ``authorizationData`` as plain values (token still inside)."""
     entries = []
     for item in authorization_data or []:
@@ -231,7 +234,7 @@ def authorization_entries(authorization_data):
     return entries
 
 
-def secret_forms(user, secret):
+def secret_forms(user: str, secret: str) -> dict[str, str]:
     """Every spelling of a credential that could leak: itself and its base64 forms."""
     pair = ("%s:%s" % (user, secret)).encode("utf-8")
     return {
@@ -244,7 +247,7 @@ def secret_forms(user, secret):
 # --------------------------------------------------------------------------- docker config
 
 
-def docker_config_dir(option, environ):
+def docker_config_dir(option: str | None, environ: Mapping[str, str]) -> str:
     """The docker client configuration directory, as the docker CLI finds it."""
     if option:
         return os.path.expanduser(option)
@@ -253,7 +256,7 @@ def docker_config_dir(option, environ):
     return os.path.join(os.path.expanduser("~"), ".docker")
 
 
-def load_docker_config(path):
+def load_docker_config(path: str) -> dict:
     """The parsed config.json, ``{}`` when there is none."""
     try:
         with open(path, encoding="utf-8") as fh:
@@ -273,7 +276,7 @@ def load_docker_config(path):
     return config
 
 
-def credential_route(config, host):
+def credential_route(config: dict, host: str) -> tuple[str, str | None]:
     """Where docker keeps ``host``'s credentials: ``("helper", name)`` or ``("file", None)``.
 
     A ``credHelpers`` entry for the registry wins over ``credsStore``, which wins
@@ -288,7 +291,7 @@ def credential_route(config, host):
     return "file", None
 
 
-def file_credentials(config, host):
+def file_credentials(config: dict, host: str) -> tuple[str, str] | None:
     """``(user, secret)`` stored in ``auths`` for ``host`` (any key spelling), or None."""
     for key, entry in (config.get("auths") or {}).items():
         if hostname(key) != host or not isinstance(entry, dict):
@@ -304,7 +307,7 @@ def file_credentials(config, host):
     return None
 
 
-def with_file_credentials(config, host, user, secret):
+def with_file_credentials(config: dict, host: str, user: str, secret: str) -> dict:
     """A copy of ``config`` whose ``auths`` hold ``user``/``secret`` for ``host`` (key: the bare host).
 
     Other spellings of the same registry's key are dropped so that only one answer exists.
@@ -316,7 +319,7 @@ def with_file_credentials(config, host, user, secret):
     return new
 
 
-def with_helper_marker(config, host):
+def with_helper_marker(config: dict, host: str) -> dict:
     """What docker login leaves in ``auths`` when a helper keeps the secret: an empty entry."""
     auths = dict(config.get("auths") or {})
     if any(hostname(k) == host for k in auths):
@@ -327,7 +330,7 @@ def with_helper_marker(config, host):
     return new
 
 
-def write_docker_config(path, config):
+def write_docker_config(path: str, config: dict) -> None:
     """Write config.json atomically, readable by its owner only (as the docker CLI does)."""
     directory = os.path.dirname(path) or "."
     os.makedirs(directory, mode=0o700, exist_ok=True)
@@ -346,12 +349,12 @@ def write_docker_config(path, config):
 class CredentialHelper:
     """A ``docker-credential-<name>`` program, spoken to with docker's protocol."""
 
-    def __init__(self, name, run=subprocess.run):
+    def __init__(self, name: str, run: Callable[..., subprocess.CompletedProcess] = subprocess.run) -> None:
         self.name = name
         self.program = "docker-credential-%s" % name
         self._run = run
 
-    def _call(self, action, payload):
+    def _call(self, action: str, payload: str) -> subprocess.CompletedProcess:
         try:
             result = self._run(
                 [self.program, action], input=payload, capture_output=True, text=True, timeout=60, check=False
@@ -365,7 +368,7 @@ class CredentialHelper:
             raise EcrLoginError("%s %s did not answer within 60s" % (self.program, action)) from None
         return result
 
-    def get(self, host):
+    def get(self, host: str) -> tuple[str, str] | None:
         result = self._call("get", host)
         if result.returncode != 0:
             if "credentials not found" in (result.stdout + result.stderr).lower():
@@ -379,7 +382,7 @@ class CredentialHelper:
             return None
         return data["Username"], data["Secret"]
 
-    def store(self, host, user, secret):
+    def store(self, host: str, user: str, secret: str) -> None:
         payload = json.dumps({"ServerURL": host, "Username": user, "Secret": secret})
         result = self._call("store", payload)
         if result.returncode != 0:
@@ -390,7 +393,7 @@ class CredentialHelper:
 # --------------------------------------------------------------------------- registry
 
 
-def registry_ssl_context(host, validate_certs=True, certs_d=DOCKER_CERTS_D):
+def registry_ssl_context(host: str, validate_certs: bool = True, certs_d: str = DOCKER_CERTS_D) -> ssl.SSLContext:
     """TLS settings trusted the way the Docker engine trusts ``host``: system CAs plus
     ``<certs_d>/<host>/*.crt`` (how private and local registries are trusted)."""
     if not validate_certs:
@@ -407,7 +410,9 @@ def registry_ssl_context(host, validate_certs=True, certs_d=DOCKER_CERTS_D):
     return context
 
 
-def registry_accepts(host, user, secret, context, timeout=15, open_url=None):
+def registry_accepts(
+    host: str, user: str, secret: str, context: ssl.SSLContext, timeout: float = 15, open_url: Callable | None = None
+) -> bool:
     """Whether the registry at ``host`` accepts ``user``/``secret`` (GET /v2/ with basic auth)."""
     pair = base64.b64encode(("%s:%s" % (user, secret)).encode("utf-8")).decode("ascii")
     request = urllib.request.Request("https://%s/v2/" % host, headers={"Authorization": "Basic " + pair})
@@ -432,7 +437,13 @@ def registry_accepts(host, user, secret, context, timeout=15, open_url=None):
 # --------------------------------------------------------------------------- login
 
 
-def login_one(entry, config_path, accepts, check_mode, helper_factory=CredentialHelper):
+def login_one(
+    entry: dict,
+    config_path: str,
+    accepts: Callable[[str, str, str], bool],
+    check_mode: bool,
+    helper_factory: Callable[[str], CredentialHelper] = CredentialHelper,
+) -> tuple[dict, dict | None]:
     """Store one registry's credentials; ``(result, new_config_or_None)``.
 
     ``accepts(host, user, secret)`` asks the registry. The result says ``state``:
@@ -473,7 +484,7 @@ def login_one(entry, config_path, accepts, check_mode, helper_factory=Credential
     return result, with_file_credentials(config, host, *fresh)
 
 
-def helper_in_charge(config_dir, hosts):
+def helper_in_charge(config_dir: str, hosts: list[str]) -> dict | None:
     """When the ``ecr-login`` helper handles every one of ``hosts``, the module's result
     (nothing done, nothing asked of ECR); else None."""
     if not hosts:
@@ -499,7 +510,13 @@ def helper_in_charge(config_dir, hosts):
     }
 
 
-def login(entries, config_dir, accepts, check_mode, helper_factory=CredentialHelper):
+def login(
+    entries: list[dict],
+    config_dir: str,
+    accepts: Callable[[str, str, str], bool],
+    check_mode: bool,
+    helper_factory: Callable[[str], CredentialHelper] = CredentialHelper,
+) -> dict:
     """Log in to every registry in ``entries``; the module's result (without any secret)."""
     config_path = os.path.join(config_dir, "config.json")
     results = []

@@ -14,8 +14,9 @@ Plain values in and out; the only AWS call, ``DescribeImages``, goes through a
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
-# An explicit port is allowed (ECR answers on 443; a registry standing in for it may not).
+# An ECR host; a port only where a stand-in serves it on another one than 443 (the sandbox).
 ECR_HOST = re.compile(
     r"^(?P<account>\d{12})\.dkr\.ecr(?:-fips)?\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?(?::\d{1,5})?$"
 )
@@ -28,7 +29,7 @@ class ImageError(Exception):
     """A reference that cannot be resolved; the message says what to do."""
 
 
-def parse_reference(ref, default_account=None, default_region=None):
+def parse_reference(ref: str, default_account: str | None = None, default_region: str | None = None) -> dict:
     """``registry/repository:tag`` or ``registry/repository@sha256:...`` split up.
 
     Returns ``{ref, host, account, region, repository, tag, digest}``. The registry host
@@ -78,14 +79,14 @@ def parse_reference(ref, default_account=None, default_region=None):
     }
 
 
-def image_id(parsed):
+def image_id(parsed: dict) -> dict:
     """The ``imageIds`` entry DescribeImages takes for a parsed reference."""
     if parsed["digest"]:
         return {"imageDigest": parsed["digest"]}
     return {"imageTag": parsed["tag"]}
 
 
-def resolved(parsed, detail):
+def resolved(parsed: dict, detail: dict) -> dict:
     """What the module returns for one image, from its DescribeImages ``imageDetails`` entry."""
     digest = detail["imageDigest"]
     if parsed["digest"] and parsed["digest"] != digest:
@@ -105,7 +106,7 @@ def resolved(parsed, detail):
     }
 
 
-def not_found_message(parsed, error_code):
+def not_found_message(parsed: dict, error_code: str | None) -> str:
     """What to tell the user when DescribeImages says no."""
     where = "repository %s in account %s (%s)" % (parsed["repository"], parsed["account"], parsed["region"])
     if error_code == "RepositoryNotFoundException":
@@ -114,7 +115,12 @@ def not_found_message(parsed, error_code):
     return "%s: no image with %s in %s; push it first (or check the tag)" % (parsed["ref"], what, where)
 
 
-def resolve_all(refs, describe, default_account=None, default_region=None):
+def resolve_all(
+    refs: list[str],
+    describe: Callable[[str, str, str, dict], dict],
+    default_account: str | None = None,
+    default_region: str | None = None,
+) -> tuple[list[dict], list[str]]:
     """Resolve every reference (each once); ``describe`` raises LookupError(code) when absent.
 
     Returns ``(images, missing)``: the resolved entries in the order given, and the

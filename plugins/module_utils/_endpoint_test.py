@@ -59,7 +59,7 @@ def json_subset_problems(expected, actual, path: str = "$") -> list[str]:
         if len(actual) != len(expected):
             return ["%s has %d elements, expected %d" % (path, len(actual), len(expected))]
         problems = []
-        for index, (want, got) in enumerate(zip(expected, actual, strict=True)):
+        for index, (want, got) in enumerate(zip(expected, actual)):
             problems.extend(json_subset_problems(want, got, "%s[%d]" % (path, index)))
         return problems
     if isinstance(expected, bool) or isinstance(actual, bool) or expected is None or actual is None:

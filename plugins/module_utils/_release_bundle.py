@@ -332,9 +332,7 @@ def ignored(relpath: str, patterns) -> bool:
     for pattern in patterns:
         if "/" in pattern.rstrip("/"):
             wanted = pattern.strip("/").split("/")
-            if len(wanted) <= len(parts) and all(
-                fnmatch.fnmatchcase(p, w) for p, w in zip(parts, wanted, strict=False)
-            ):
+            if len(wanted) <= len(parts) and all(fnmatch.fnmatchcase(p, w) for p, w in zip(parts, wanted)):
                 return True
         elif any(fnmatch.fnmatchcase(part, pattern.rstrip("/")) for part in parts):
             return True

@@ -7,8 +7,8 @@ PRIVATE to the mlops.deploy collection (the leading ``_`` says so): no stability
 promise to other collections.
 
 ``ParameterStore`` is the only place that calls AWS: each method is one API call
-(or one paginated listing) with ``aws_retry=True`` on a client wrapped by
-``AWSRetry.jittered_backoff`` (AnsibleAWSModule.client does the wrapping), and it
+with ``aws_retry=True`` (or one paginated listing, retried whole) on a client wrapped by
+``AWSRetry.jittered_backoff`` (``ParameterStore.connect`` makes it), and it
 answers with plain dicts; the error codes that are answers rather than failures
 (ParameterNotFound, ParameterAlreadyExists) become return values.
 """
@@ -19,7 +19,11 @@ import getpass
 import os
 import re
 import socket
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+
+from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 
 # A standard-tier parameter value holds at most 4 KB.
 STANDARD_VALUE_MAX = 4096
@@ -30,14 +34,6 @@ _PARAMETER_NAME = re.compile(r"^/?[A-Za-z0-9_./-]+$")
 
 class ParameterError(Exception):
     """A failure to report as it is: the message says what is wrong and what to do."""
-
-
-def error_code(exc: BaseException) -> str | None:
-    """The AWS error code of a botocore ClientError (None for anything else)."""
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        return (response.get("Error") or {}).get("Code")
-    return None
 
 
 # ---------------------------------------------------------------- names, time
@@ -65,12 +61,12 @@ def check_parameter_name(name: str) -> str:
 
 
 def utcnow() -> datetime:
-    return datetime.now(UTC)
+    return datetime.now(timezone.utc)
 
 
 def iso_utc(moment: datetime, milliseconds: bool = False) -> str:
     """``2026-11-21T10:00:00Z`` (UTC), or ``2026-11-21T10:00:00.123Z`` with ``milliseconds``."""
-    moment = moment.astimezone(UTC)
+    moment = moment.astimezone(timezone.utc)
     if milliseconds:
         return moment.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (moment.microsecond // 1000)
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -79,7 +75,7 @@ def iso_utc(moment: datetime, milliseconds: bool = False) -> str:
 def parse_iso(text) -> datetime | None:
     """A datetime from ISO 8601 text (naive means UTC), or None when it is not one."""
     if isinstance(text, datetime):
-        return text if text.tzinfo else text.replace(tzinfo=UTC)
+        return text if text.tzinfo else text.replace(tzinfo=timezone.utc)
     if not isinstance(text, str) or not text:
         return None
     value = text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text
@@ -87,7 +83,7 @@ def parse_iso(text) -> datetime | None:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
 def human_age(seconds: float) -> str:
@@ -135,19 +131,27 @@ def _parameter(raw: dict) -> dict:
 
 
 class ParameterStore:
-    """SSM parameters through a boto3 ``ssm`` client wrapped with AWSRetry."""
+    """SSM parameters through a boto3 ``ssm`` client wrapped with AWSRetry: single calls
+    with ``aws_retry=True``, listings through boto3's paginators, each retried whole."""
 
-    def __init__(self, client):
+    def __init__(self, client: Any, retry: Callable[[Callable], Callable] | None = None) -> None:
         self.client = client
+        self._retry = retry or (lambda function: function)
+
+    @classmethod
+    def connect(cls, client: Callable[..., Any]) -> ParameterStore:
+        """From a client factory ``client(service, retry_decorator=...)`` (``AnsibleAWSModule.client``)."""
+        from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
+
+        retry = AWSRetry.jittered_backoff(retries=10)
+        return cls(client("ssm", retry_decorator=retry), retry)
 
     def get(self, name: str) -> dict | None:
         """The parameter's latest version, or None when it does not exist."""
         try:
             response = self.client.get_parameter(Name=name, aws_retry=True)
-        except Exception as exc:  # only ParameterNotFound is an answer
-            if error_code(exc) == "ParameterNotFound":
-                return None
-            raise
+        except is_boto3_error_code("ParameterNotFound"):
+            return None
         return _parameter(response["Parameter"])
 
     def create(self, name: str, value: str, description: str) -> int | None:
@@ -157,10 +161,8 @@ class ParameterStore:
             response = self.client.put_parameter(
                 Name=name, Value=value, Type="String", Overwrite=False, Description=description, aws_retry=True
             )
-        except Exception as exc:  # only ParameterAlreadyExists is an answer
-            if error_code(exc) == "ParameterAlreadyExists":
-                return None
-            raise
+        except is_boto3_error_code("ParameterAlreadyExists"):
+            return None
         return response.get("Version")
 
     def put(self, name: str, value: str, description: str) -> int:
@@ -174,47 +176,32 @@ class ParameterStore:
         """Delete; False when it was already gone."""
         try:
             self.client.delete_parameter(Name=name, aws_retry=True)
-        except Exception as exc:  # only ParameterNotFound is an answer
-            if error_code(exc) == "ParameterNotFound":
-                return False
-            raise
+        except is_boto3_error_code("ParameterNotFound"):
+            return False
         return True
 
     def history(self, name: str) -> list[dict]:
-        """Every version still held (SSM keeps the last 100), in the API's order (oldest first)."""
-        items: list[dict] = []
-        for page in history_pages(self.client.get_parameter_history, name):
-            items.extend(_parameter(raw) for raw in page)
-        return items
+        """Every version still held (SSM keeps the last 100), in the API's order (oldest
+        first); none for a parameter that does not exist."""
+
+        def listing() -> list[dict]:
+            pages = self.client.get_paginator("get_parameter_history").paginate(
+                Name=name, PaginationConfig={"PageSize": HISTORY_PAGE_MAX}
+            )
+            try:
+                return pages.build_full_result().get("Parameters", [])
+            except is_boto3_error_code("ParameterNotFound"):
+                return []
+
+        return [_parameter(raw) for raw in self._retry(listing)()]
 
     def names_under(self, path: str) -> list[str]:
         """Names of the parameters directly under ``path`` (one level)."""
-        names: list[str] = []
-        params = {"Path": path, "Recursive": False, "MaxResults": 10}
-        while True:
-            response = self.client.get_parameters_by_path(aws_retry=True, **params)
-            names.extend(item["Name"] for item in response.get("Parameters", []))
-            token = response.get("NextToken")
-            if not token or token == params.get("NextToken"):
-                return sorted(names)
-            params["NextToken"] = token
 
+        def listing() -> list[dict]:
+            pages = self.client.get_paginator("get_parameters_by_path").paginate(
+                Path=path, Recursive=False, PaginationConfig={"PageSize": 10}
+            )
+            return pages.build_full_result().get("Parameters", [])
 
-def history_pages(fetch, name: str):
-    """Pages (lists of raw items) of GetParameterHistory, following NextToken to the end.
-
-    A ParameterNotFound answer is an empty history.
-    """
-    params = {"Name": name, "MaxResults": HISTORY_PAGE_MAX}
-    while True:
-        try:
-            response = fetch(aws_retry=True, **params)
-        except Exception as exc:  # only ParameterNotFound is an answer
-            if error_code(exc) == "ParameterNotFound":
-                return
-            raise
-        yield response.get("Parameters", [])
-        token = response.get("NextToken")
-        if not token or token == params.get("NextToken"):
-            return
-        params["NextToken"] = token
+        return sorted(item["Name"] for item in self._retry(listing)())

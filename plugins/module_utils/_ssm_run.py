@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import datetime
 from urllib.parse import quote, urlparse
 
 # --------------------------------------------------------------------- AWS limits
@@ -69,7 +70,7 @@ class SsmRunError(Exception):
 # ------------------------------------------------------------------------ targets
 
 
-def check_instance_ids(instance_ids):
+def check_instance_ids(instance_ids: list) -> list[str]:
     """Validated instance IDs, duplicates dropped, order kept."""
     seen = []
     bad = []
@@ -89,7 +90,7 @@ def check_instance_ids(instance_ids):
     return seen
 
 
-def parse_tag_targets(targets):
+def parse_tag_targets(targets: list[str]) -> list[tuple[str, list[str]]]:
     """``["tag:Name=model-server", "tag:env=prod,staging"]`` -> ``[("Name", ["model-server"]), ...]``.
 
     Several targets must all match (AND), several values of one tag any (OR), as
@@ -110,24 +111,24 @@ def parse_tag_targets(targets):
     return parsed
 
 
-def describe_tag_targets(tag_targets):
+def describe_tag_targets(tag_targets: list[tuple[str, list[str]]]) -> str:
     """``tag Name=model-server and tag env=prod or staging``, for messages."""
     return " and ".join("tag %s=%s" % (key, " or ".join(values)) for key, values in tag_targets)
 
 
-def ec2_filters(tag_targets):
+def ec2_filters(tag_targets: list[tuple[str, list[str]]]) -> list[dict]:
     """DescribeInstances filters for running instances with every tag target."""
     filters = [{"Name": "tag:%s" % key, "Values": list(values)} for key, values in tag_targets]
     filters.append({"Name": "instance-state-name", "Values": ["running"]})
     return filters
 
 
-def ssm_targets(tag_targets):
+def ssm_targets(tag_targets: list[tuple[str, list[str]]]) -> list[dict]:
     """SendCommand's Targets for the same tag targets."""
     return [{"Key": "tag:%s" % key, "Values": list(values)} for key, values in tag_targets]
 
 
-def instance_ids_from_hosts(hosts):
+def instance_ids_from_hosts(hosts: list) -> list[str]:
     """Instance IDs from inventory hosts: hostvars (dicts) that hold ``instance_id``,
     as the amazon.aws.aws_ec2 inventory gives them."""
     ids = []
@@ -150,7 +151,7 @@ def instance_ids_from_hosts(hosts):
     return check_instance_ids(ids)
 
 
-def running_instance_ids(reservations):
+def running_instance_ids(reservations: list[dict]) -> list[str]:
     """Instance IDs from DescribeInstances reservations, order kept."""
     ids = []
     for reservation in reservations:
@@ -161,7 +162,7 @@ def running_instance_ids(reservations):
     return ids
 
 
-def instance_names(reservations):
+def instance_names(reservations: list[dict]) -> dict[str, str]:
     """``{instance_id: Name tag}`` from DescribeInstances reservations."""
     names = {}
     for reservation in reservations:
@@ -172,14 +173,14 @@ def instance_names(reservations):
     return names
 
 
-def chunks(items, size):
+def chunks(items: list, size: int) -> list[list]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 # ---------------------------------------------------------------------- pre-flight
 
 
-def preflight(instance_ids, information):
+def preflight(instance_ids: list[str], information: list[dict]) -> tuple[list[str], list[dict]]:
     """Split targets into ``(online, offline)`` from DescribeInstanceInformation.
 
     ``information`` is the InstanceInformationList. ``offline`` is a list of
@@ -205,14 +206,14 @@ def preflight(instance_ids, information):
     return online, offline
 
 
-def _ping_words(status):
+def _ping_words(status: str | None) -> str:
     return {
         "ConnectionLost": "lost its connection (PingStatus ConnectionLost)",
         "Inactive": "is inactive (PingStatus Inactive)",
     }.get(status, "is not online (PingStatus %s)" % status)
 
 
-def offline_message(offline, total):
+def offline_message(offline: list[dict], total: int) -> str:
     names = ", ".join("%s (%s)" % (item["instance_id"], item["reason"]) for item in offline)
     return (
         "%d of %d target instances cannot receive commands: %s. Nothing was sent. Is the instance "
@@ -225,7 +226,7 @@ def offline_message(offline, total):
 # ------------------------------------------------------------------------ batches
 
 
-def _batch_size(entry, total):
+def _batch_size(entry: object, total: int) -> int:
     """One entry of ``batches``: a count, or a percentage of the whole fleet."""
     text = str(entry).strip()
     if isinstance(entry, bool):
@@ -243,13 +244,13 @@ def _batch_size(entry, total):
     return int(text)
 
 
-def check_batches(batches):
+def check_batches(batches: list | None) -> None:
     """Refuse a bad ``batches`` list before anything is resolved or sent."""
     for entry in batches or []:
         _batch_size(entry, 100)
 
 
-def plan_batches(instance_ids, batches=None):
+def plan_batches(instance_ids: list[str], batches: list | None = None) -> list[list[str]]:
     """Split the fleet into rolling batches, the way the play keyword ``serial`` does.
 
     Each entry is the size of one batch: a count, or a percentage of the whole fleet
@@ -273,7 +274,7 @@ def plan_batches(instance_ids, batches=None):
 # --------------------------------------------------------------------- parameters
 
 
-def format_extra_vars(extra_vars):
+def format_extra_vars(extra_vars: dict | None) -> str:
     """``{"env": "prod", "release": "r42"}`` -> ``"env=prod release=r42"``, or an error
     that names the variable and says what to do.
 
@@ -322,12 +323,12 @@ def format_extra_vars(extra_vars):
     return line
 
 
-def _char_name(char):
+def _char_name(char: str) -> str:
     names = {" ": "a space", "\t": "a tab", "\n": "a newline"}
     return names.get(char, "white space" if char.isspace() else char)
 
 
-def s3_https_url(url, region):
+def s3_https_url(url: str, region: str | None) -> str:
     """``s3://bucket/key`` -> ``https://bucket.s3.<region>.amazonaws.com/key`` (the form
     SourceInfo's path takes). https:// URLs are returned as they are."""
     parsed = urlparse(url)
@@ -344,7 +345,7 @@ def s3_https_url(url, region):
     return "https://%s.s3.%s.amazonaws.com/%s" % (parsed.netloc, region, quote(key, safe="/~-._"))
 
 
-def playbook_file_for(url, playbook_file):
+def playbook_file_for(url: str, playbook_file: str | None) -> str:
     """The PlaybookFile parameter: given, or the URL's file name for a .yml/.yaml."""
     path = urlparse(url).path
     name = path.rsplit("/", 1)[-1]
@@ -365,15 +366,15 @@ def playbook_file_for(url, playbook_file):
 
 
 def ansible_parameters(
-    playbook_url,
-    region,
-    playbook_file=None,
-    extra_vars=None,
-    install_dependencies=False,
-    verbose=1,
-    execution_timeout=None,
-    check=False,
-):
+    playbook_url: str,
+    region: str | None,
+    playbook_file: str | None = None,
+    extra_vars: dict | None = None,
+    install_dependencies: bool = False,
+    verbose: int = 1,
+    execution_timeout: int | None = None,
+    check: bool = False,
+) -> dict[str, list[str]]:
     """SendCommand Parameters for AWS-ApplyAnsiblePlaybooks."""
     source = s3_https_url(playbook_url, region)
     params = {
@@ -391,7 +392,7 @@ def ansible_parameters(
     return params
 
 
-def raw_parameters(parameters):
+def raw_parameters(parameters: dict | None) -> dict[str, list[str]]:
     """Any other document's parameters: values as lists of strings, as SendCommand wants."""
     out = {}
     for name, value in (parameters or {}).items():
@@ -402,7 +403,7 @@ def raw_parameters(parameters):
     return out
 
 
-def _param_text(value):
+def _param_text(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (dict, list)):
@@ -410,7 +411,7 @@ def _param_text(value):
     return str(value)
 
 
-def check_rollout_limits(max_concurrency, max_errors):
+def check_rollout_limits(max_concurrency: str | None, max_errors: str | None) -> None:
     for name, value, pattern in (
         ("max_concurrency", max_concurrency, MAX_CONCURRENCY),
         ("max_errors", max_errors, MAX_ERRORS),
@@ -472,12 +473,12 @@ OUTCOME_WORDS = {
 }
 
 
-def squash(text):
+def squash(text: str | None) -> str:
     """``"Delivery Timed Out"`` and ``"DeliveryTimedOut"`` -> ``"deliverytimedout"``."""
     return "".join(str(text or "").split()).lower()
 
 
-def invocation_outcome(status, status_details=None):
+def invocation_outcome(status: str | None, status_details: str | None = None) -> str | None:
     """The outcome of one invocation from its Status and StatusDetails.
 
     Non-terminal statuses give ``None``. A terminal invocation is ``success`` only
@@ -494,7 +495,7 @@ def invocation_outcome(status, status_details=None):
     return STATUS_OUTCOMES.get(status, "failed")
 
 
-def fold_statuses(expected, invocations, commands_done=False):
+def fold_statuses(expected: list[str], invocations: list[dict], commands_done: bool = False) -> dict:
     """Fold ListCommandInvocations entries into one state per targeted instance.
 
     ``expected`` are the instance IDs the command(s) targeted; ``invocations`` the
@@ -547,7 +548,7 @@ def fold_statuses(expected, invocations, commands_done=False):
     return {"instances": states, "done": done, "ok": ok, "counts": counts}
 
 
-def command_counts(commands):
+def command_counts(commands: list[dict]) -> dict[str, int]:
     """Sum ListCommands' counters over the commands of one batch."""
     total = {"target": 0, "completed": 0, "errors": 0, "delivery_timed_out": 0}
     for command in commands:
@@ -558,13 +559,13 @@ def command_counts(commands):
     return total
 
 
-def commands_terminal(commands, command_ids):
+def commands_terminal(commands: list[dict], command_ids: list[str]) -> bool:
     """Whether every command in ``command_ids`` is in a terminal Status."""
     status = {c["CommandId"]: c.get("Status") for c in commands}
     return all(status.get(cid) in COMMAND_TERMINAL for cid in command_ids)
 
 
-def summarize(states):
+def summarize(states: list[dict]) -> dict[str, int]:
     """Counts per outcome over the per-instance results, plus ``total``."""
     summary = {"total": len(states)}
     for state in states:
@@ -589,13 +590,13 @@ STATUS_ORDER = (
 )
 
 
-def status_phrase(counts):
+def status_phrase(counts: dict[str, int]) -> str:
     """``{"Success": 18, "InProgress": 6, "Pending": 1}`` -> ``18 Success, 6 InProgress, 1 Pending``."""
     keys = [k for k in STATUS_ORDER if counts.get(k)] + sorted(k for k in counts if k not in STATUS_ORDER)
     return ", ".join("%d %s" % (counts[k], k) for k in keys if counts[k])
 
 
-def counters_phrase(counters):
+def counters_phrase(counters: dict[str, int]) -> str:
     """ListCommands counters as a phrase (used when a batch spans more than one page)."""
     running = max(0, counters["target"] - counters["completed"])
     failed = counters["errors"] + counters["delivery_timed_out"]
@@ -605,7 +606,7 @@ def counters_phrase(counters):
     return text + ", %d Pending or InProgress" % running
 
 
-def progress_line(batch_number, batch_total, size, phrase, elapsed):
+def progress_line(batch_number: int, batch_total: int, size: int, phrase: str, elapsed: float) -> str:
     """``batch 2/3 (25 instances): 18 Success, 6 InProgress, 1 Pending — 41s``."""
     return "batch %d/%d (%d instance%s): %s \u2014 %ds" % (
         batch_number,
@@ -636,7 +637,7 @@ class PollSchedule:
     Pure: ``observe(now, completed, total)`` returns the delay; no clock inside.
     """
 
-    def __init__(self, floor=0.25, factor=1.5, cap=5.0):
+    def __init__(self, floor: float = 0.25, factor: float = 1.5, cap: float = 5.0) -> None:
         if floor <= 0 or cap < floor or factor < 1:
             raise SsmRunError("poll schedule: need 0 < floor <= cap and factor >= 1")
         self.floor = float(floor)
@@ -646,7 +647,7 @@ class PollSchedule:
         self.completed = 0
         self.first = None  # (time, completed) of the first poll that saw a completion
 
-    def observe(self, now, completed, total):
+    def observe(self, now: float, completed: int, total: int) -> float:
         progressed = completed > self.completed
         self.completed = completed
         if not progressed:
@@ -679,7 +680,7 @@ OUTPUT_TRUNCATED_MARK = "---Output truncated---"
 OUTPUT_KEPT = 2500
 
 
-def parse_recap(text):
+def parse_recap(text: str | None) -> dict[str, dict[str, int]] | None:
     """The PLAY RECAP lines of ``ansible-playbook`` output, as ``{host: {ok, changed, ...}}``.
 
     Only the last recap counts when the text holds several (a bundle that runs
@@ -698,14 +699,14 @@ def parse_recap(text):
     return recap or None
 
 
-def recap_changed(recap):
+def recap_changed(recap: dict | None) -> bool | None:
     """True/False from a parsed recap, None when unknown."""
     if recap is None:
         return None
     return any(host.get("changed", 0) > 0 for host in recap.values())
 
 
-def split_output(output):
+def split_output(output: str | None) -> tuple[str, str]:
     """A plugin's Output as (stdout, stderr)."""
     text = output or ""
     if OUTPUT_ERROR_MARK in text:
@@ -714,14 +715,14 @@ def split_output(output):
     return text, ""
 
 
-def tail(text, lines):
+def tail(text: str | None, lines: int) -> list[str]:
     """The last ``lines`` lines of ``text`` as a list (ANSI colours removed)."""
     if not text or lines <= 0:
         return []
     return ANSI.sub("", text).rstrip("\n").splitlines()[-lines:]
 
 
-def seconds_between(start, end):
+def seconds_between(start: object, end: object) -> float | None:
     """Seconds between two datetimes (or ISO strings), None when either is missing."""
     start, end = _as_datetime(start), _as_datetime(end)
     if start is None or end is None:
@@ -729,13 +730,11 @@ def seconds_between(start, end):
     return round(max(0.0, (end - start).total_seconds()), 3)
 
 
-def _as_datetime(value):
+def _as_datetime(value: object) -> datetime | None:
     if value is None or value == "":
         return None
     if hasattr(value, "timestamp"):
         return value
-    from datetime import datetime
-
     text = str(value)
     if text.endswith("Z"):
         text = text[:-1] + "+00:00"
@@ -745,7 +744,7 @@ def _as_datetime(value):
         return None
 
 
-def invocation_details(invocation, tail_lines, step=ANSIBLE_STEP):
+def invocation_details(invocation: dict, tail_lines: int, step: str = ANSIBLE_STEP) -> dict:
     """What one ListCommandInvocations entry (Details=true) says about its instance:
     response code, duration, output tails and the recap of the play, if any."""
     plugins = invocation.get("CommandPlugins") or []
@@ -778,13 +777,13 @@ def invocation_details(invocation, tail_lines, step=ANSIBLE_STEP):
     }
 
 
-def output_truncated(output):
+def output_truncated(output: str | None) -> bool:
     """Whether a plugin's Output was cut: SSM keeps its first 2,500 characters."""
     text = output or ""
     return len(text) >= OUTPUT_KEPT - 100 or OUTPUT_TRUNCATED_MARK in text
 
 
-def _sort_key(value):
+def _sort_key(value: object) -> float:
     moment = _as_datetime(value)
     return moment.timestamp() if moment is not None else 0.0
 
@@ -792,7 +791,7 @@ def _sort_key(value):
 # ----------------------------------------------------------------------- messages
 
 
-def failure_message(failed, batch_number, batch_total, not_started, lines=5):
+def failure_message(failed: list[dict], batch_number: int, batch_total: int, not_started: int, lines: int = 5) -> str:
     """``msg`` when a batch did not end with every invocation Success."""
     parts = []
     for state in failed[:10]:

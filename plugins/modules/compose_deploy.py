@@ -359,30 +359,33 @@ import tempfile
 
 from ansible.module_utils.basic import AnsibleModule, _load_params, missing_required_lib
 
-from ansible_collections.mlops.deploy.plugins.module_utils._compose import (
+from ansible_collections.mlops.deploy.plugins.module_utils._aws_options import may_hold_aws_options, with_aws_options
+from ansible_collections.mlops.deploy.plugins.module_utils._compose_cli import (
     ComposeCli,
-    DeployError,
-    Deployment,
-    Engine,
-    aws_options,
     compose_command,
-    parse_s3_url,
-    prepare_source,
     start_command,
 )
+from ansible_collections.mlops.deploy.plugins.module_utils._compose_deploy import Deployment
+from ansible_collections.mlops.deploy.plugins.module_utils._compose_engine import Engine
+from ansible_collections.mlops.deploy.plugins.module_utils._compose_errors import DeployError
+from ansible_collections.mlops.deploy.plugins.module_utils._compose_source import parse_s3_url, prepare_source
+from ansible_collections.mlops.deploy.plugins.module_utils._compose_values import DeployOptions
 
 # Imports that take a tenth of a second or more each are made only where needed: boto3
 # (through amazon.aws) for an s3:// source only, the docker SDK once the compose calls run.
 
 
-def new_module(argument_spec, from_s3):
+def new_module(argument_spec, raw, from_s3):
     """An AnsibleAWSModule when the compose file comes from S3; otherwise a plain
-    AnsibleModule with the same AWS options (accepted, unused), which does not load boto3."""
+    AnsibleModule, which does not load boto3, that accepts amazon.aws's AWS options
+    (unused) when the task passes any (``module_defaults``, say)."""
     if from_s3:
         from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
         return AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
-    return AnsibleModule(argument_spec=dict(aws_options(), **argument_spec), supports_check_mode=True)
+    if may_hold_aws_options(raw, argument_spec):
+        argument_spec = with_aws_options(argument_spec)
+    return AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
 
 
 def s3_reader(module):
@@ -408,8 +411,9 @@ def import_docker():
     return docker, errors
 
 
-def main():
-    argument_spec = {
+def argument_spec():
+    """The module's own options (the AWS ones come from amazon.aws, see new_module)."""
+    return {
         "src": {"type": "str", "required": True, "aliases": ["compose_file"]},
         "sha256": {"type": "str"},
         "env_file": {"type": "path"},
@@ -427,10 +431,14 @@ def main():
         "keep_images": {"type": "int", "default": 2},
         "docker_config": {"type": "path"},
     }
-    raw = _load_params() or {}  # the task's arguments, to know before parsing them whether AWS is needed
-    src = raw.get("src", raw.get("compose_file"))
+
+
+def main():
+    spec = argument_spec()
+    raw = _load_params()  # the task's arguments, to know before parsing them whether AWS is needed
+    src = (raw or {}).get("src", (raw or {}).get("compose_file"))
     from_s3 = isinstance(src, str) and src.startswith("s3://")
-    module = new_module(argument_spec, from_s3)
+    module = new_module(spec, raw, from_s3)
     params = module.params
     for name, least in (("health_timeout", 1), ("probe_timeout", 1), ("keep_images", 1)):
         if params[name] < least:
@@ -474,7 +482,10 @@ def main():
         try:
             api = docker.from_env(timeout=120).api
             deployment = Deployment(
-                compose, Engine(api, errors.NotFound, errors.APIError), params, check_mode=module.check_mode
+                compose,
+                Engine(api, errors.NotFound, errors.APIError),
+                DeployOptions.from_params(params),
+                check_mode=module.check_mode,
             )
             result = deployment.run()
         except DeployError as exc:

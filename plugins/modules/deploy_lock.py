@@ -230,7 +230,6 @@ except ImportError:
     pass  # AnsibleAWSModule says so
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 from ansible_collections.mlops.deploy.plugins.module_utils._deploy_lock import DeployLock, LockHeld, lock_name
 from ansible_collections.mlops.deploy.plugins.module_utils._ssm_parameters import (
@@ -268,7 +267,7 @@ def main():
     except ParameterError as exc:
         module.fail_json(msg=str(exc))
 
-    store = ParameterStore(module.client("ssm", retry_decorator=AWSRetry.jittered_backoff(retries=10)))
+    store = ParameterStore.connect(module.client)
     lock = DeployLock(store, name)
     try:
         if params["state"] == "present":

@@ -195,7 +195,6 @@ except ImportError:
     pass  # AnsibleAWSModule says so
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 from ansible_collections.mlops.deploy.plugins.module_utils._release_record import (
     RECORD_KEYS,
@@ -249,9 +248,7 @@ def main():
             params["deployed_by"] or default_identity(),
             params["extra"],
         )
-        result = ReleaseRecorder(
-            ParameterStore(module.client("ssm", retry_decorator=AWSRetry.jittered_backoff(retries=10)))
-        ).record(name, record, module.check_mode)
+        result = ReleaseRecorder(ParameterStore.connect(module.client)).record(name, record, module.check_mode)
     except ParameterError as exc:
         module.fail_json(msg=str(exc), changed=False)
     except (ClientError, BotoCoreError) as exc:

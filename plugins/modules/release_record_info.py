@@ -222,7 +222,6 @@ except ImportError:
     pass  # AnsibleAWSModule says so
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 from ansible_collections.mlops.deploy.plugins.module_utils._release_record import (
     ReleaseRecorder,
@@ -249,7 +248,7 @@ def main():
         required_by={"endpoint": "env"},
     )
     params = module.params
-    store = ParameterStore(module.client("ssm", retry_decorator=AWSRetry.jittered_backoff(retries=10)))
+    store = ParameterStore.connect(module.client)
     single = bool(params["name"] or params["endpoint"])
     try:
         if single:

@@ -485,26 +485,16 @@ except ImportError:
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
-from ansible_collections.mlops.deploy.plugins.module_utils._ssm_rollout import (
-    SPEC_RULES,
-    Rollout,
-    SsmApi,
-    argument_spec,
-    retry_decorator,
-)
+from ansible_collections.mlops.deploy.plugins.module_utils._ssm_api import connect
+from ansible_collections.mlops.deploy.plugins.module_utils._ssm_options import SPEC_RULES, RolloutOptions, argument_spec
+from ansible_collections.mlops.deploy.plugins.module_utils._ssm_rollout import Rollout
 from ansible_collections.mlops.deploy.plugins.module_utils._ssm_run import SsmRunError
 
 
 def main():
     module = AnsibleAWSModule(argument_spec=argument_spec(), supports_check_mode=True, **SPEC_RULES)
-    retry = retry_decorator()
-    api = SsmApi(
-        module.client("ssm", retry_decorator=retry),
-        lambda: module.client("ec2", retry_decorator=retry),
-        lambda: module.client("logs", retry_decorator=retry),
-        module.region,
-    )
-    rollout = Rollout(api, module.params, check_mode=module.check_mode)
+    api = connect(module.client, module.region)
+    rollout = Rollout(api, RolloutOptions.from_params(module.params), check_mode=module.check_mode)
     try:
         result, failure = rollout.run()
     except SsmRunError as exc:

@@ -102,3 +102,25 @@ def test_an_empty_repository_has_no_images(sandbox_env):
     result = aws_cli(sandbox_env, "describe-images", "--repository-name", name)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["imageDetails"] == []
+
+
+@needs_registry
+def test_authorization_names_the_registry_as_clients_reach_it(sandbox_env):
+    """GetAuthorizationToken through the sandbox's ECR endpoint: its proxyEndpoint is the
+    registry with its port when that is not 443, so logins and pulls by that name reach
+    this sandbox's registry (and the instances trust its CA under that name)."""
+    answer = aws_cli(sandbox_env, "get-authorization-token")
+    assert answer.returncode == 0, answer.stderr
+    data = json.loads(answer.stdout)["authorizationData"][0]
+    assert data["proxyEndpoint"] == f"https://{CONFIG.registry_address}"
+    assert data["proxyEndpoint"] == f"https://{sandbox_env['MLOPS_SANDBOX_ECR_REGISTRY']}"
+
+
+def test_authorization_for_another_account_keeps_its_registry(sandbox_env):
+    """A registry id of another account is not this sandbox's registry: its proxyEndpoint
+    stays the one moto names (no port of ours), so a login to it fails as unreachable
+    instead of logging into the sandbox's own registry under the wrong name."""
+    answer = aws_cli(sandbox_env, "get-authorization-token", "--registry-ids", "111111111111")
+    assert answer.returncode == 0, answer.stderr
+    data = json.loads(answer.stdout)["authorizationData"]
+    assert [d["proxyEndpoint"] for d in data] == [f"https://111111111111.dkr.ecr.{CONFIG.region}.amazonaws.com"]

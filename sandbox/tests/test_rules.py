@@ -197,17 +197,23 @@ def test_model_constraints(request_, fragment):
     assert f"at '{fragment}'" in err.value.message
 
 
-def test_model_accepts_a_valid_request():
-    shapes.validate(
-        "SendCommand",
-        {
-            "DocumentName": "AWS-RunShellScript",
-            "Targets": [{"Key": "tag:Name", "Values": ["model-server"]}],
-            "MaxConcurrency": "10%",
-            "MaxErrors": "0",
-            "TimeoutSeconds": 30,
-            "CloudWatchOutputConfig": {"CloudWatchOutputEnabled": True},
-        },
+def test_model_accepts_a_valid_request_and_refuses_it_without_a_required_member():
+    request = {
+        "DocumentName": "AWS-RunShellScript",
+        "Targets": [{"Key": "tag:Name", "Values": ["model-server"]}],
+        "MaxConcurrency": "10%",
+        "MaxErrors": "0",
+        "TimeoutSeconds": 30,
+        "CloudWatchOutputConfig": {"CloudWatchOutputEnabled": True},
+    }
+    assert shapes.validate("SendCommand", request) is None  # no ValidationException
+    del request["DocumentName"]
+    with pytest.raises(SsmError) as err:
+        shapes.validate("SendCommand", request)
+    assert err.value.code == "ValidationException"
+    assert err.value.message == (
+        "1 validation error detected: Value null at 'documentName' failed to satisfy constraint: "
+        "Member must not be null"
     )
 
 

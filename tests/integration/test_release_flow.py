@@ -29,6 +29,7 @@ from pathlib import Path
 
 import pytest
 
+from ansible_collections.mlops.deploy.plugins.module_utils._ssm_run import parse_recap
 from mlops_sandbox.client import Sandbox
 
 from .conftest import BIN, ROOT, sandbox_env
@@ -37,7 +38,11 @@ from .deploy_support import RegistryClient, ecr_credentials, ensure_repository
 INVENTORY = ROOT / "inventories" / "local"
 SITE = ROOT / "playbooks" / "site.yml"
 ROLLBACK = ROOT / "playbooks" / "rollback.yml"
+CALLBACKS = Path(__file__).resolve().parent / "callback_plugins"
 TITANIC = ROOT / "demo" / "titanic"
+# Each run's output and task results (JSON lines, tests/integration/callback_plugins),
+# kept for a look after the tests and asserted on.
+RECORDS = ROOT / ".build" / "test-logs" / "release-flow"
 REPOSITORY = "titanic-api"
 JACK = {"Pclass": 3, "Sex": "male", "Age": 22, "SibSp": 1, "Parch": 0, "Fare": 7.25, "Embarked": "S"}
 pytestmark = pytest.mark.timeout(1800)
@@ -53,6 +58,9 @@ class Fleet:
         self.ec2 = aws("ec2")
         self.s3 = aws("s3")
         self.sandbox = env["MLOPS_SANDBOX_NAME"]
+        self.runs = 0
+        shutil.rmtree(RECORDS, ignore_errors=True)
+        RECORDS.mkdir(parents=True)
         reservations = self.ec2.describe_instances(
             Filters=[
                 {"Name": "tag:env", "Values": ["local"]},
@@ -65,6 +73,11 @@ class Fleet:
         self.instances = sorted(self.ips)
 
     def play(self, playbook: Path, *extra: str, env: dict | None = None, wait: bool = True):
+        """ansible-playbook with the sandbox's settings; the output and task results are
+        recorded under RECORDS (``result.record``: their path without suffix)."""
+        self.runs += 1
+        test = os.environ.get("PYTEST_CURRENT_TEST", "run").split("::")[-1].split(" ")[0]
+        record = RECORDS / f"{self.runs:02d}-{test}{'-v' if '-v' in extra else ''}"
         argv = [
             str(BIN / "ansible-playbook"), "-i", str(INVENTORY), str(playbook),
             "-e", f"release_workdir={self.workdir}", *extra,
@@ -76,11 +89,17 @@ class Fleet:
             "ANSIBLE_CONFIG": str(ROOT / "tests" / "ansible.cfg"),
             "ANSIBLE_NOCOLOR": "1",
             "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+            "ANSIBLE_CALLBACK_PLUGINS": str(CALLBACKS),
+            "ANSIBLE_CALLBACKS_ENABLED": "record_results",
+            "MLOPS_RECORD_RESULTS": f"{record}.jsonl",
             **(env or {}),
         }
         if not wait:
             return subprocess.Popen(argv, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        return subprocess.run(argv, env=full_env, capture_output=True, text=True, timeout=1500, check=False)
+        result = subprocess.run(argv, env=full_env, capture_output=True, text=True, timeout=1500, check=False)
+        Path(f"{record}.out").write_text(output(result))
+        result.record = record
+        return result
 
     def container(self, instance: str) -> str:
         return f"mlops-sb-{self.sandbox}-{instance}"
@@ -194,6 +213,10 @@ def test_2_same_release_again_changes_nothing(fleet):
     result = fleet.play(SITE, "-e", tag(fleet, "v1"))
     assert_ok(result)
     assert "nothing changed on any of the 3 instance(s)" in output(result)
+    # The play recap too: taking and releasing the deploy lock is no change of the environment.
+    recap = parse_recap(result.stdout)
+    assert recap, result.stdout[-3000:]
+    assert {host: counts["changed"] for host, counts in recap.items()} == dict.fromkeys(recap, 0), result.stdout[-6000:]
     assert {i: fleet.api_container(i) for i in fleet.instances} == before
     assert fleet.history()[-1]["release_id"] == fleet.first_release
 

@@ -290,10 +290,10 @@ class Control:
 
     def _install_ca(self, inst: Instance) -> None:
         """The registry standing in for ECR: its CA trusted by the instance's engine
-        (``/etc/docker/certs.d/<ecr host>/ca.crt``, read by dockerd on each connection)."""
+        (``/etc/docker/certs.d/<ecr host>[:<port>]/ca.crt``, read by dockerd on each
+        connection; the port when the registry is not on 443, as image names say it)."""
         cfg = self.config
         with tempfile.TemporaryDirectory() as tmp:
-            # certs.d/<host> for port 443, certs.d/<host>:<port> for another (docker's rule).
             certs = Path(tmp) / cfg.registry_address
             certs.mkdir()
             shutil.copy(cfg.registry_ca, certs / "ca.crt")

@@ -44,6 +44,18 @@ class EcrImages:
         self._first_seen: dict[str, float] = {}
         self._lock = threading.Lock()
 
+    def authorization(self, answer: dict) -> dict:
+        """moto's GetAuthorizationToken answer, its proxyEndpoint naming the registry as
+        clients reach it: with the port when the sandbox's registry is not on 443 (a
+        sandbox beside the machine's default one), so that ``docker login`` and pulls by
+        that name go to this sandbox's registry."""
+        for item in answer.get("authorizationData", []):
+            # Only this sandbox's own registry moves to its port; a registry id of another
+            # account keeps the endpoint moto names (one the sandbox does not serve).
+            if item.get("proxyEndpoint") == f"https://{self.config.ecr_host}":
+                item["proxyEndpoint"] = f"https://{self.config.registry_address}"
+        return answer
+
     def handles(self, action: str) -> bool:
         return action in self.ACTIONS and self.config.registry_enabled
 

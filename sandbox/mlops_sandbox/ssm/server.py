@@ -213,14 +213,8 @@ class Handler(BaseHTTPRequestHandler):
     def _ecr(self, action: str, body: bytes) -> None:
         """ECR: the image read actions from the registry (ecr_images.py), the rest to moto."""
         ecr = self.service.ecr
-        config = self.service.config
-        if (
-            action == "GetAuthorizationToken"
-            and config is not None
-            and config.registry_enabled
-            and config.registry_port != 443
-        ):
-            self._forward(body, transform=lambda data: _with_registry_port(data, config.registry_port))
+        if ecr is not None and action == "GetAuthorizationToken":
+            self._forward(body, rewrite=ecr.authorization)
             return
         if ecr is None or not ecr.handles(action):
             self._forward(body)
@@ -250,8 +244,9 @@ class Handler(BaseHTTPRequestHandler):
     def _error(self, exc: SsmError) -> None:
         self._reply(exc.status, exc.body(), {"x-amzn-ErrorType": exc.code})
 
-    def _forward(self, body: bytes, transform=None) -> None:
-        """Pass the call to moto as it came, its answer back (``transform``ed when given)."""
+    def _forward(self, body: bytes, rewrite=None) -> None:
+        """The call passed on to moto, its answer back as it is (or, when it succeeded,
+        through ``rewrite``: JSON body in, JSON body out)."""
         host, port = self.service.moto
         headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_HEADERS}
         conn = http.client.HTTPConnection(host, port, timeout=60)
@@ -259,8 +254,8 @@ class Handler(BaseHTTPRequestHandler):
             conn.request("POST", self.path, body=body, headers=headers)
             resp = conn.getresponse()
             data = resp.read()
-            if transform is not None and resp.status == 200:
-                data = transform(data)
+            if rewrite is not None and resp.status == 200:
+                data = json.dumps(rewrite(json.loads(data))).encode()
             passed = {k: v for k, v in resp.getheaders() if k.lower() not in HOP_HEADERS}
             self.send_response(resp.status)
             for key, value in passed.items():
@@ -356,20 +351,6 @@ class Handler(BaseHTTPRequestHandler):
         }
         handler = routes.get((method, path))
         return handler() if handler else None
-
-
-def _with_registry_port(data: bytes, port: int) -> bytes:
-    """GetAuthorizationToken's answer with each proxy endpoint on the registry's port."""
-    try:
-        answer = json.loads(data)
-        for item in answer.get("authorizationData") or []:
-            endpoint = str(item.get("proxyEndpoint", ""))
-            host = endpoint.split("://", 1)[-1].split("/", 1)[0]
-            if host and ":" not in host:
-                item["proxyEndpoint"] = f"https://{host}:{port}"
-    except (ValueError, AttributeError):
-        return data
-    return json.dumps(answer).encode()
 
 
 def _rule(rule) -> dict | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from fake_clock import FakeClock
 
 from ansible_collections.mlops.deploy.plugins.module_utils import _cloudwatch_logs as cw
 
@@ -238,19 +239,6 @@ def test_take_tail(count, expected, cut):
     assert cw.take_tail([1, 2, 3], count) == (expected, cut)
 
 
-class Clock:
-    def __init__(self):
-        self.now = 0.0
-        self.sleeps = []
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
 class GrowingLogs:
     """A log group whose single stream appears after some lookups, then grows one
     event per read until ``total``."""
@@ -279,7 +267,7 @@ class GrowingLogs:
 
 
 def test_follow_waits_for_the_stream_and_stops_on_the_pattern():
-    clock = Clock()
+    clock = FakeClock()
     reader = cw.LogReader(GrowingLogs())
     result = reader.follow(
         "g",
@@ -301,7 +289,7 @@ def test_follow_waits_for_the_stream_and_stops_on_the_pattern():
 
 
 def test_follow_times_out_without_the_pattern():
-    clock = Clock()
+    clock = FakeClock()
     reader = cw.LogReader(GrowingLogs(total=2))
     result = reader.follow(
         "g",
@@ -320,7 +308,7 @@ def test_follow_times_out_without_the_pattern():
 
 
 def test_follow_stops_at_max_events():
-    clock = Clock()
+    clock = FakeClock()
     reader = cw.LogReader(GrowingLogs(appear_after_reads=0, total=50))
     result = reader.follow(
         "g", {"log_stream": "c1/i-1/runShellScript/stdout"}, max_events=3, clock=clock, sleep=clock.sleep

@@ -21,7 +21,7 @@ DIGEST = "sha256:" + "ab" * 32
         (f"{HOST}/titanic-api:1@{DIGEST}", "titanic-api", "1", DIGEST),
         ("999999999999.dkr.ecr-fips.us-gov-west-1.amazonaws.com/a:b", "a", "b", None),
         ("111111111111.dkr.ecr.cn-north-1.amazonaws.com.cn/a:b", "a", "b", None),
-        (f"{HOST}:5480/titanic-api:7", "titanic-api", "7", None),  # a stand-in registry on another port
+        (f"{HOST}:5470/titanic-api:1", "titanic-api", "1", None),  # a stand-in on another port
     ],
 )
 def test_parse_reference(ref, repository, tag, digest):

@@ -5,18 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from botocore.exceptions import PaginationError
 from recorded_ssm import ALREADY_EXISTS, THROTTLED, RecordedSSM, history_item, not_found, parameter
 
 from ansible_collections.mlops.deploy.plugins.module_utils import _ssm_parameters as sp
 
 NAME = "/mlops/prod/deploy-lock"
 T0 = datetime(2026, 11, 21, 10, 0, 0, tzinfo=UTC)
-
-
-def test_error_code_of_botocore_errors():
-    assert sp.error_code(ALREADY_EXISTS) == "ParameterAlreadyExists"
-    assert sp.error_code(not_found(NAME)) == "ParameterNotFound"
-    assert sp.error_code(ValueError("x")) is None
 
 
 def test_create_answers_none_when_the_parameter_exists():
@@ -73,12 +68,14 @@ def test_history_of_a_missing_parameter_is_empty():
     assert sp.ParameterStore(client).history(NAME) == []
 
 
-def test_history_stops_when_a_token_repeats():
+def test_a_repeated_token_stops_the_history_with_an_error_not_a_loop():
     item = history_item(NAME, "v", 1, T0)
     client = RecordedSSM(
         get_parameter_history=[{"Parameters": [item], "NextToken": "x"}, {"Parameters": [], "NextToken": "x"}]
     )
-    assert len(sp.ParameterStore(client).history(NAME)) == 1
+    with pytest.raises(PaginationError, match="same next token was received twice"):
+        sp.ParameterStore(client).history(NAME)
+    assert client.operations() == ["get_parameter_history"] * 2
 
 
 def test_names_under_a_path_are_paginated():

@@ -9,115 +9,13 @@ from __future__ import annotations
 
 import json
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
+from botocore.loaders import Loader
+from recorded_ssm import I1, I2, I3, I4, RECAP_CHANGED, RECAP_OK, T0, command, invocation
 
 from ansible_collections.mlops.deploy.plugins.module_utils import _ssm_run as ssm
-
-T0 = datetime(2026, 11, 21, 10, 0, 0, tzinfo=UTC)
-CMD = "0f5b7d3e-4a1c-4a55-9a3e-1d2f3c4b5a69"
-I1, I2, I3, I4 = (
-    "i-0aaaaaaaaaaaaaaa1",
-    "i-0aaaaaaaaaaaaaaa2",
-    "i-0aaaaaaaaaaaaaaa3",
-    "i-0aaaaaaaaaaaaaaa4",
-)
-
-RECAP_OK = """PLAY [Deploy the model API] ****************************************************
-
-TASK [mlops.deploy.compose_deploy] *********************************************
-ok: [localhost]
-
-PLAY RECAP *********************************************************************
-localhost                  : ok=7    changed=0    unreachable=0    failed=0    skipped=1    rescued=0    ignored=0
-"""
-RECAP_CHANGED = RECAP_OK.replace("changed=0", "changed=2")
-
-
-def invocation(instance_id, status, details=None, *, rc=None, output="", start=0.0, end=None, plugin="runShellScript"):
-    """A ListCommandInvocations entry (Details=true) as SSM returns it."""
-    plugins = []
-    if rc is not None or output:
-        plugins = [
-            {
-                "Name": "downloadContent",
-                "Status": "Success",
-                "StatusDetails": "Success",
-                "ResponseCode": 0,
-                "ResponseStartDateTime": T0 + timedelta(seconds=start),
-                "ResponseFinishDateTime": T0 + timedelta(seconds=start + 0.4),
-                "Output": "Content downloaded to /var/lib/amazon/ssm/i-x/document/orchestration/x/downloadContent",
-                "StandardOutputUrl": "",
-                "StandardErrorUrl": "",
-                "OutputS3Region": "eu-west-1",
-                "OutputS3BucketName": "",
-                "OutputS3KeyPrefix": "",
-            },
-            {
-                "Name": plugin,
-                "Status": status if status in ("Success", "Failed", "TimedOut", "Cancelled") else "InProgress",
-                "StatusDetails": details or status,
-                "ResponseCode": rc if rc is not None else -1,
-                "ResponseStartDateTime": T0 + timedelta(seconds=start + 0.5),
-                "ResponseFinishDateTime": T0 + timedelta(seconds=end) if end is not None else None,
-                "Output": output,
-                "StandardOutputUrl": "",
-                "StandardErrorUrl": "",
-                "OutputS3Region": "eu-west-1",
-                "OutputS3BucketName": "",
-                "OutputS3KeyPrefix": "",
-            },
-        ]
-        plugins = [{k: v for k, v in p.items() if v is not None} for p in plugins]
-    return {
-        "CommandId": CMD,
-        "InstanceId": instance_id,
-        "InstanceName": "",
-        "Comment": "mlops.deploy.ssm_run_playbook",
-        "DocumentName": "AWS-ApplyAnsiblePlaybooks",
-        "DocumentVersion": "$DEFAULT",
-        "RequestedDateTime": T0,
-        "Status": status,
-        "StatusDetails": details if details is not None else status,
-        "StandardOutputUrl": "",
-        "StandardErrorUrl": "",
-        "CommandPlugins": plugins,
-        "ServiceRole": "",
-        "NotificationConfig": {"NotificationArn": "", "NotificationEvents": [], "NotificationType": ""},
-        "CloudWatchOutputConfig": {"CloudWatchLogGroupName": "", "CloudWatchOutputEnabled": False},
-    }
-
-
-def command(command_id, status, target, completed, errors=0, delivery_timed_out=0, details=None):
-    """A ListCommands entry."""
-    return {
-        "CommandId": command_id,
-        "DocumentName": "AWS-ApplyAnsiblePlaybooks",
-        "DocumentVersion": "$DEFAULT",
-        "Comment": "",
-        "ExpiresAfter": T0 + timedelta(hours=1),
-        "Parameters": {},
-        "InstanceIds": [],
-        "Targets": [],
-        "RequestedDateTime": T0,
-        "Status": status,
-        "StatusDetails": details or status,
-        "OutputS3Region": "eu-west-1",
-        "OutputS3BucketName": "",
-        "OutputS3KeyPrefix": "",
-        "MaxConcurrency": "50",
-        "MaxErrors": "0",
-        "TargetCount": target,
-        "CompletedCount": completed,
-        "ErrorCount": errors,
-        "DeliveryTimedOutCount": delivery_timed_out,
-        "ServiceRole": "",
-        "NotificationConfig": {"NotificationArn": "", "NotificationEvents": [], "NotificationType": ""},
-        "CloudWatchOutputConfig": {"CloudWatchLogGroupName": "", "CloudWatchOutputEnabled": False},
-        "TimeoutSeconds": 3600,
-    }
-
 
 # ------------------------------------------------------------------------ targets
 
@@ -278,7 +176,9 @@ def test_bad_batch_entries(entry):
 
 @pytest.mark.parametrize("batches", [[1, "25%", "100%"], ["10%"], [], None, ["3", 5]])
 def test_check_batches_accepts(batches):
-    ssm.check_batches(batches)
+    ssm.check_batches(batches)  # refuses nothing, and the plan covers the fleet once
+    planned = ssm.plan_batches(FLEET, batches)
+    assert [i for batch in planned for i in batch] == FLEET
 
 
 @pytest.mark.parametrize("batches", [[0], ["0%"], ["150%"], [1, "x"]])
@@ -532,12 +432,24 @@ def test_invocation_outcome(status, details, outcome):
     assert ssm.invocation_outcome(status, details) == outcome
 
 
-def test_every_status_of_the_model_is_known():
-    """Each CommandInvocationStatus enum value of botocore's model is handled."""
-    model_enum = ["Pending", "InProgress", "Delayed", "Success", "Cancelled", "TimedOut", "Failed", "Cancelling"]
-    for status in model_enum:
-        assert status in ssm.RUNNING_STATUSES or status in ssm.STATUS_OUTCOMES
-    assert set(ssm.COMMAND_TERMINAL) == {"Success", "Cancelled", "Failed", "TimedOut"}
+def ssm_model_enum(shape: str) -> list[str]:
+    """An enum of SSM's API model as botocore ships it (botocore/data/ssm/*/service-2.json)."""
+    return Loader().load_service_model("ssm", "service-2")["shapes"][shape]["enum"]
+
+
+def test_every_invocation_status_of_the_model_is_either_running_or_an_outcome():
+    statuses = ssm_model_enum("CommandInvocationStatus")
+    assert "Delayed" in statuses  # the model is the one read, not an empty list
+    running = [s for s in statuses if s in ssm.RUNNING_STATUSES]
+    terminal = [s for s in statuses if s in ssm.STATUS_OUTCOMES]
+    assert sorted(running + terminal) == sorted(statuses)  # each one, and only once
+    assert [ssm.invocation_outcome(s) for s in running] == [None] * len(running)
+    assert all(ssm.invocation_outcome(s) == ssm.STATUS_OUTCOMES[s] for s in terminal)
+
+
+def test_the_terminal_command_statuses_are_the_models_less_the_running_ones():
+    statuses = ssm_model_enum("CommandStatus")
+    assert sorted(ssm.COMMAND_TERMINAL) == sorted(s for s in statuses if s not in ssm.RUNNING_STATUSES)
 
 
 def test_fold_success_on_all():
@@ -819,13 +731,3 @@ def test_failure_message_names_instances_and_shows_last_lines():
     assert I3 + " Undeliverable" in text
     assert "(rc=-1)" not in text
     assert "24 instances in later batches never received the command" in text
-
-
-def test_error_code_of_a_client_error_shaped_exception():
-    from ansible_collections.mlops.deploy.plugins.module_utils._ssm_rollout import error_code
-
-    class Shaped(Exception):
-        response = {"Error": {"Code": "InvalidCommandId", "Message": ""}, "ResponseMetadata": {}}
-
-    assert error_code(Shaped()) == "InvalidCommandId"
-    assert error_code(ValueError("x")) is None

@@ -1,0 +1,164 @@
+# Copyright: (c) 2026, mlops.deploy contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""Following the commands of one batch until every invocation is terminal.
+
+PRIVATE to the mlops.deploy collection (the leading ``_`` says so): no stability
+promise to other collections.
+
+``Follower.follow`` polls; each poll is one ``Poll`` value. *Watchers* plug in per
+poll: a watcher is a callable ``watcher(poll) -> {instance_id: reason}`` naming the
+instances not worth waiting for any more (an instance whose SSM agent stopped
+answering while its invocation is still InProgress, say). The follower keeps them in
+``lost`` and ends the wait (outcome ``"lost"``) once every instance still running is
+lost; the rollout then cancels the batch and reports why.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
+
+from ansible_collections.mlops.deploy.plugins.module_utils import _ssm_run as rules
+from ansible_collections.mlops.deploy.plugins.module_utils._ssm_api import SsmApi
+
+# Seconds after sending during which missing invocations are expected (SSM creates them).
+MISSING_GRACE = 5.0
+
+DONE, TIMEOUT, LOST = "done", "timeout", "lost"
+
+
+@dataclass
+class Poll:
+    """What one poll saw. ``running`` lists the instances not terminal yet when the
+    poll read every invocation (one page); None when it read the commands' counters."""
+
+    number: int
+    elapsed: float
+    done: bool
+    phrase: str | None
+    completed: int
+    running: list[str] | None = None
+    invocations: list[dict] = field(default_factory=list)
+
+
+Watcher = Callable[[Poll], dict]
+
+
+class Follower:
+    """Follows the commands of one batch until every invocation is terminal.
+
+    One page of invocations (one command, at most 50 instances): polls
+    ListCommandInvocations, which gives every instance's Status at each poll.
+    Bigger: polls ListCommands (one call for up to 50 commands), whose counters say
+    how many invocations completed, and lists each command's invocations (50 a page)
+    once, when that command is over. The delay between polls comes from
+    ``_ssm_run.PollSchedule``.
+    """
+
+    def __init__(
+        self,
+        api: SsmApi,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        report: Callable[[str], None] | None = None,
+        poll_max_interval: float = 5.0,
+        watchers: list[Watcher] | None = None,
+    ) -> None:
+        self.api = api
+        self.clock = clock
+        self.sleep = sleep
+        self.report = report
+        self.poll_max_interval = poll_max_interval
+        self.watchers = list(watchers or [])
+        self.polls = 0
+        self.finished: dict[str, list[dict]] = {}  # command ID -> its invocations (Details), once it is over
+        self.lost: dict[str, str] = {}  # instance ID -> why a watcher gave up on it
+
+    def follow(self, sends: list[dict], expected: list[str], deadline: float, label: tuple | None = None) -> str:
+        """Poll until done, ``deadline`` (clock time) or every running instance lost.
+        Returns ``"done"``, ``"timeout"`` or ``"lost"``.
+
+        In the ListCommands mode, the invocations of each command are listed (with their
+        output) as soon as that command is over, and kept in ``self.finished``: when the
+        last one ends, only its own command remains to be read.
+        """
+        self.lost = {}
+        command_ids = [send["command_id"] for send in sends]
+        invoked_after = min((send.get("requested") for send in sends if send.get("requested")), default=None)
+        one_page = len(command_ids) == 1 and len(expected) <= rules.LIST_PAGE_MAX
+        schedule = rules.PollSchedule(cap=self.poll_max_interval)
+        started = self.clock()
+        delay, last_phrase = schedule.floor, None
+        while True:
+            self.sleep(max(0.0, min(delay, deadline - self.clock())))
+            self.polls += 1
+            elapsed = self.clock() - started
+            try:
+                poll = self.poll(command_ids, expected, one_page, invoked_after, elapsed)
+            except is_boto3_error_code("InvalidCommandId"):
+                # Right after SendCommand, SSM may not know the command yet.
+                if self.clock() - started > MISSING_GRACE:
+                    raise
+                poll = Poll(self.polls, elapsed, False, last_phrase, schedule.completed)
+            if self.report and label and poll.phrase and poll.phrase != last_phrase:
+                self.report(rules.progress_line(label[0], label[1], len(expected), poll.phrase, self.clock() - started))
+            last_phrase = poll.phrase
+            if poll.done:
+                return DONE
+            if self.watch(poll):
+                return LOST
+            if self.clock() >= deadline:
+                return TIMEOUT
+            delay = schedule.observe(self.clock(), poll.completed, len(expected))
+
+    def watch(self, poll: Poll) -> bool:
+        """Ask each watcher about this poll; True when every instance still running is lost."""
+        for watcher in self.watchers:
+            self.lost.update(watcher(poll) or {})
+        return bool(poll.running) and all(instance_id in self.lost for instance_id in poll.running)
+
+    def poll(
+        self, command_ids: list[str], expected: list[str], one_page: bool, invoked_after: str | None, elapsed: float
+    ) -> Poll:
+        """One poll of the batch's commands."""
+        if one_page:
+            invocations = self.api.list_invocations(command_ids[0])
+            fold = rules.fold_statuses(expected, invocations)
+            if not fold["done"] and only_missing_left(fold, invocations, elapsed):
+                over = rules.commands_terminal(self.api.list_commands(command_ids), command_ids)
+                fold = rules.fold_statuses(expected, invocations, over)
+            states = fold["instances"].values()
+            return Poll(
+                self.polls,
+                elapsed,
+                fold["done"],
+                rules.status_phrase(fold["counts"]),
+                sum(1 for s in states if s["outcome"] is not None),
+                running=[s["instance_id"] for s in states if s["outcome"] is None],
+                invocations=invocations,
+            )
+        commands = self.api.list_commands(command_ids, invoked_after)
+        counters = rules.command_counts(commands)
+        for command in commands:
+            cid = command["CommandId"]
+            if cid not in self.finished and rules.commands_terminal([command], [cid]):
+                self.finished[cid] = self.api.list_invocations(cid, details=True)
+        return Poll(
+            self.polls,
+            elapsed,
+            rules.commands_terminal(commands, command_ids),
+            rules.counters_phrase(counters),
+            counters["completed"],
+        )
+
+
+def only_missing_left(fold: dict, invocations: list[dict], elapsed: float) -> bool:
+    """Every instance is over or has no invocation, and some have none: ask whether the
+    command is over (not in the first seconds, while SSM creates them)."""
+    states = fold["instances"].values()
+    waiting = all(s["outcome"] is not None or s["status"] is None for s in states)
+    return waiting and (bool(invocations) or elapsed > MISSING_GRACE)
