@@ -10,10 +10,24 @@ set -euo pipefail
 export MLOPS_RELEASE_WORKDIR=$ROOT/.build/release
 
 if [ "${1:-}" = down ]; then
+  # This sandbox's images only (its registry address; other sandboxes share the engine).
+  registry=$(python -c 'from mlops_sandbox.config import Config; print(Config().registry_address)')
   mlops-sandbox down
-  docker image ls --format '{{.Repository}}:{{.Tag}}' | grep -E '\.dkr\.ecr\..*/titanic-api:' | xargs -r docker image rm -f >/dev/null
-  rm -rf "$MLOPS_RELEASE_WORKDIR"
+  docker image ls --format '{{.Repository}}:{{.Tag}}' | { grep -E "^${registry//./\\.}/titanic-(api|train):" || true; } | xargs -r docker image rm -f >/dev/null
+  rm -rf "$MLOPS_RELEASE_WORKDIR" "$ROOT/.build/demo-train"
   echo "demo: removed (sandbox, demo images, release build directory)"
+  exit 0
+fi
+
+if [ "${1:-}" = train ]; then
+  # `make demo-train`: no fleet needed; the training task runs as a container of the sandbox's ECS.
+  shift
+  start=$SECONDS
+  MLOPS_SANDBOX_INSTANCES=${MLOPS_SANDBOX_INSTANCES:-0} mlops-sandbox up
+  # shellcheck disable=SC1091
+  . .sandbox/env
+  ansible-playbook -i inventories/local demo/train.yml -e demo_workdir="$ROOT/.build/demo-train" "$@"
+  echo "demo-train: done in $((SECONDS - start))s (make demo-down removes it all)"
   exit 0
 fi
 

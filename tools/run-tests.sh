@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Runs the test layers in order, stopping at the first failure. Each layer prints
 # one summary line: "== <layer>: PASS|FAIL in <s>s — <what it saw>".
-# Usage: tools/run-tests.sh all | lint | ansible-lint | sanity | unit | sandbox-test | molecule | integration | ci
+# Usage: tools/run-tests.sh all | lint | ansible-lint | sanity | galaxy | unit | sandbox-test | molecule | integration | ci
 set -uo pipefail
 # shellcheck source=tools/env.sh
 . "$(dirname "$0")/env.sh"
 OUT=$ROOT/.build/test-logs
 mkdir -p "$OUT"
 
-ALL=(lint ansible-lint sanity unit sandbox-test molecule integration ci)
+ALL=(lint ansible-lint sanity galaxy unit sandbox-test molecule integration ci)
 
 summary() { printf '== %-13s %s in %ss — %s\n' "$1:" "$2" "$3" "$4"; }
 
@@ -32,6 +32,9 @@ layer_lint() {
   # Modules run on the managed host's Python: 3.9 and later (tests/config.yml).
   vermin --no-tips --violations --eval-annotations -t=3.9- -q plugins/modules plugins/module_utils || {
     echo "vermin: plugins/modules and plugins/module_utils must run on Python 3.9 (tests/config.yml)" >&2; return 1; }
+  # The docs site's sources: guides, extra-docs.yml, and every module, plugin and role page.
+  tools/docs-lint.sh >"$OUT/docs-lint.log" 2>&1 || {
+    cat "$OUT/docs-lint.log" >&2; echo "antsibull-docs lint-collection-docs: fix the docs above" >&2; return 1; }
   # The CI templates: the schemas check-jsonschema vendors (GitLab's !reference tags read
   # by its gitlab-ci transform), zizmor's audits of the workflow (offline, every persona's
   # finding), shellcheck-level care of the shared script by bash -n.
@@ -41,7 +44,7 @@ layer_lint() {
   bash -n ci/mlops-ci.sh || return 1
   files=$(git ls-files '*.py' | wc -l)
   LAYER_INFO="ruff clean on $files Python files, modules Python 3.9+ (vermin), yamllint clean on $(git ls-files '*.yml' '*.yaml' | wc -l) YAML files,"
-  LAYER_INFO+=" CI templates valid (GitLab CI and GitHub workflow schemas), zizmor clean"
+  LAYER_INFO+=" docs lint clean ($(git ls-files 'docs/docsite/rst/*.rst' | wc -l) guides), CI templates valid (GitLab CI and GitHub workflow schemas), zizmor clean"
 }
 
 layer_ansible-lint() {
@@ -57,6 +60,9 @@ layer_ansible-lint() {
 
 layer_sanity() { tools/sanity.sh; local rc=$?; LAYER_INFO=$(cat "$OUT/sanity.summary" 2>/dev/null); return $rc; }
 
+# galaxy-importer, the checks Galaxy runs on upload, on the built tarball: no error, no warning.
+layer_galaxy() { tools/galaxy-importer.sh; local rc=$?; LAYER_INFO=$(cat "$OUT/galaxy.summary" 2>/dev/null); return $rc; }
+
 layer_unit() { pytest_layer unit tests/unit demo/tests -q -p no:cacheprovider; }
 
 layer_sandbox-test() {
@@ -64,34 +70,51 @@ layer_sandbox-test() {
   pytest_layer sandbox-test sandbox/tests -q -p no:cacheprovider
 }
 
-# Molecule: one scenario per role (docker driver, containers from the local base image).
-# Containers are named and labelled with MLOPS_SANDBOX_NAME, so helpers sharing the engine
-# never collide; leftovers of an interrupted run of a scenario are removed before it starts.
+# Molecule: every scenario of each role (docker driver). ec2_host and bastion_efs_sync run on
+# the sandbox's systemd image (systemd as PID 1, as on EC2; `mlops-sandbox image systemd`
+# builds it once, cached by content), ec2_host's no_systemd scenario on the plain base
+# image (the role's branch for containers and image bakes). Containers are named and
+# labelled with MLOPS_SANDBOX_NAME, so helpers sharing the engine never collide; leftovers
+# of an interrupted run of a scenario are removed before it starts.
 # apt (archives, lists) and pip in the containers use caches on the machine (MLOPS_MOLECULE_CACHE), kept
-# between runs: a rerun downloads nothing. MOLECULE_ROLES narrows the run.
+# between runs: a rerun downloads nothing. MOLECULE_ROLES narrows the run (role, or role/scenario).
 layer_molecule() {
   mlops-sandbox up || return 1
   set -a; . "$ROOT/.sandbox/env"; set +a
+  MLOPS_SANDBOX_SYSTEMD_IMAGE=$(mlops-sandbox image systemd) || return 1
+  export MLOPS_SANDBOX_SYSTEMD_IMAGE
   export MLOPS_MOLECULE_CACHE=${MLOPS_MOLECULE_CACHE:-/var/cache/mlops-deploy/molecule}
   mkdir -p "$MLOPS_MOLECULE_CACHE"/{apt-archives,apt-lists/partial,pip}
-  local role start rc passed=0 times=() failed=()
-  local roles=(${MOLECULE_ROLES:-ec2_host bastion_efs_sync ecs_exec})
-  for role in "${roles[@]}"; do
+  # Molecule installs the collection under $ANSIBLE_HOME and puts it first: per checkout, so
+  # that another checkout's copy (~/.ansible/collections is shared) never shadows this one.
+  export ANSIBLE_HOME=$ROOT/.build/ansible-home
+  local entry role scenario dir name start rc passed=0 times=() failed=() runs=()
+  for entry in ${MOLECULE_ROLES:-ec2_host bastion_efs_sync ecs_exec}; do
+    role=${entry%%/*}
+    if [ "$entry" != "$role" ]; then
+      runs+=("$role/${entry#*/}")
+    else
+      for dir in "roles/$role"/molecule/*/; do runs+=("$role/$(basename "$dir")"); done
+    fi
+  done
+  for entry in "${runs[@]}"; do
+    role=${entry%%/*} scenario=${entry#*/}
+    name=$role; [ "$scenario" = default ] || name=$role-$scenario
     docker ps -aq --filter "label=io.mlops-deploy.molecule=$MLOPS_SANDBOX_NAME" \
-      --filter "label=io.mlops-deploy.molecule-scenario=$role-default" | xargs -r docker rm -f >/dev/null
+      --filter "label=io.mlops-deploy.molecule-scenario=$role-$scenario" | xargs -r docker rm -f >/dev/null
     start=$SECONDS
-    echo "-- molecule test: roles/$role (log: .build/test-logs/molecule-$role.log)"
-    (cd "roles/$role" && MOLECULE_EPHEMERAL_DIRECTORY=$ROOT/.build/molecule/$role molecule test) \
-      >"$OUT/molecule-$role.log" 2>&1
+    echo "-- molecule test: roles/$role, scenario $scenario (log: .build/test-logs/molecule-$name.log)"
+    (cd "roles/$role" && MOLECULE_EPHEMERAL_DIRECTORY=$ROOT/.build/molecule/$name molecule test -s "$scenario") \
+      >"$OUT/molecule-$name.log" 2>&1
     rc=$?
-    times+=("$role $((SECONDS - start))s")
+    times+=("$name $((SECONDS - start))s")
     if [ "$rc" -eq 0 ]; then
       passed=$((passed + 1))
     else
-      failed+=("$role"); tail -n 40 "$OUT/molecule-$role.log"
+      failed+=("$name"); tail -n 40 "$OUT/molecule-$name.log"
     fi
   done
-  LAYER_INFO="$passed of ${#roles[@]} scenarios passed ($(IFS=,; echo "${times[*]}" | sed 's/,/, /g'))"
+  LAYER_INFO="$passed of ${#runs[@]} scenarios passed ($(IFS=,; echo "${times[*]}" | sed 's/,/, /g'))"
   [ "${#failed[@]}" -eq 0 ] || { LAYER_INFO+="; failed: ${failed[*]}"; return 1; }
 }
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import statistics
 import sys
 from pathlib import Path
@@ -21,6 +22,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE / "app"))
 
 from titanic_model import FEATURES, Model, encode, sigmoid, validate  # noqa: E402
+
+EPOCHS = 600
 
 
 def load(path: Path) -> list[dict]:
@@ -32,10 +35,14 @@ def load(path: Path) -> list[dict]:
     return rows
 
 
-def fit(xs: list[list[float]], ys: list[int], l2: float, rate: float, epochs: int) -> tuple[float, list[float]]:
+def fit(
+    xs: list[list[float]], ys: list[int], l2: float, rate: float, epochs: int, report=None, every: int = 0
+) -> tuple[float, list[float]]:
     n, k = len(xs), len(xs[0])
     w, b = [0.0] * k, 0.0
-    for _ in range(epochs):
+    for epoch in range(epochs):
+        if report and every and epoch % every == 0:
+            report(epoch, b, w)
         gw, gb = [0.0] * k, 0.0
         for x, y in zip(xs, ys, strict=True):
             err = sigmoid(b + sum(wi * xi for wi, xi in zip(w, x, strict=True))) - y
@@ -52,6 +59,7 @@ def main() -> int:
     parser.add_argument("--data", default=str(HERE / "data" / "titanic.csv"))
     parser.add_argument("--out", default=str(HERE / "model" / "model.json"))
     parser.add_argument("--version", default="titanic-logreg-1")
+    parser.add_argument("--progress", type=int, default=0, metavar="N", help="print the training loss every N epochs")
     args = parser.parse_args()
 
     rows = load(Path(args.data))
@@ -62,7 +70,17 @@ def main() -> int:
     means = [statistics.fmean(col) for col in zip(*raw, strict=True)]
     scales = [statistics.pstdev(col) or 1.0 for col in zip(*raw, strict=True)]
     xs = [[(v - m) / s for v, m, s in zip(row, means, scales, strict=True)] for row in raw]
-    intercept, weights = fit(xs, [r["label"] for r in train], l2=0.01, rate=0.5, epochs=600)
+    labels = [r["label"] for r in train]
+
+    def progress(epoch: int, b: float, w: list[float]) -> None:
+        eps = 1e-12
+        probabilities = [sigmoid(b + sum(wi * xi for wi, xi in zip(w, x, strict=True))) for x in xs]
+        loss = -statistics.fmean(
+            y * math.log(p + eps) + (1 - y) * math.log(1 - p + eps) for p, y in zip(probabilities, labels, strict=True)
+        )
+        print(f"epoch {epoch:4d}/{EPOCHS}  train log-loss {loss:.4f}", flush=True)
+
+    intercept, weights = fit(xs, labels, l2=0.01, rate=0.5, epochs=EPOCHS, report=progress, every=args.progress)
 
     params = {
         "version": args.version,

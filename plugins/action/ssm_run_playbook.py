@@ -20,12 +20,6 @@ ends, so the action plugin does the module's work itself, with the same pieces:
 
 from __future__ import annotations
 
-import json
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import NoReturn
-
 try:
     from botocore.exceptions import BotoCoreError, ClientError
 except ImportError:
@@ -36,44 +30,18 @@ from ansible.module_utils.common.text.converters import to_native
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import HAS_BOTO3
-from ansible_collections.amazon.aws.plugins.module_utils.modules import aws_argument_spec
-from ansible_collections.amazon.aws.plugins.plugin_utils.base import AWSPluginBase
 
 from ansible_collections.mlops.deploy.plugins.module_utils._ssm_api import connect
 from ansible_collections.mlops.deploy.plugins.module_utils._ssm_options import SPEC_RULES, RolloutOptions, argument_spec
 from ansible_collections.mlops.deploy.plugins.module_utils._ssm_rollout import Rollout
 from ansible_collections.mlops.deploy.plugins.module_utils._ssm_run import SsmRunError
+from ansible_collections.mlops.deploy.plugins.plugin_utils._aws_action import (
+    Connection,
+    task_environment,
+    validated_options,
+)
 
 display = Display()
-
-
-class _Connection(AWSPluginBase):
-    """amazon.aws's client factory for plugins, fed with the validated options."""
-
-    def __init__(self, options: dict) -> None:
-        self._options = options
-
-    def get_options(self) -> dict:
-        return self._options
-
-    def _do_fail(self, message: str) -> NoReturn:
-        raise AnsibleActionFail(message)
-
-
-@contextmanager
-def _environment(values: dict) -> Iterator[None]:
-    """The task's ``environment:`` for the duration of the task (this runs in the
-    task's own worker process)."""
-    saved = {key: os.environ.get(key) for key in values}
-    os.environ.update({key: str(value) for key, value in values.items()})
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 class ActionModule(ActionBase):
@@ -85,21 +53,15 @@ class ActionModule(ActionBase):
         del tmp
         if not HAS_BOTO3:
             raise AnsibleActionFail("ssm_run_playbook needs boto3 and botocore on the controller (pip install boto3)")
-        environment = {}
-        self._compute_environment_string(environment)
-        spec = aws_argument_spec()
-        spec.update(argument_spec())
-        with _environment(environment):
-            _validation, params = self.validate_argument_spec(spec, **SPEC_RULES)
-            # Plain values, as the module would receive them (no templating types).
-            params = json.loads(json.dumps(params, default=str))
-            connection = _Connection(params)
+        with task_environment(self):
+            params = validated_options(self, argument_spec(), SPEC_RULES)
+            connection = Connection(params)
             api = connect(connection.client, connection.region)
             rollout = Rollout(api, RolloutOptions.from_params(params), self._task.check_mode, report=self._progress)
             try:
                 outcome, failure = rollout.run()
             except SsmRunError as exc:
-                result.update(failed=True, msg=str(exc), **rollout.partial())
+                result.update(failed=True, msg=str(exc), **rollout.partial(), **exc.result)
                 return result
             except (ClientError, BotoCoreError) as exc:
                 result.update(failed=True, msg=rollout.aws_error_message(to_native(exc)), **rollout.partial())

@@ -4,27 +4,25 @@
 """The one-line deploy summary of the release flow, written and read.
 
 The instance-side ``deploy.yml`` (in the release bundle) prints
-``MLOPS_DEPLOY_SUMMARY <json>`` with ``deploy_summary``; the release role reads it back
-from each instance's ``ssm_run_playbook`` result with ``instance_deploy_summaries``.
-The documentation of each filter is in the YAML file of its name beside this one.
+``MLOPS_DEPLOY_SUMMARY <json>`` with ``deploy_summary`` (what failed from its rescue
+with ``deploy_failures``); the release role reads it back from each instance's
+``ssm_run_playbook`` result with ``instance_deploy_summaries``. The format and its
+parsing are ``module_utils/_deploy_summary.py``. The documentation of each filter is in
+the YAML file of its name beside this one.
 """
 
 from __future__ import annotations
 
-import json
-
 from ansible.errors import AnsibleFilterError
 
-MARK = "MLOPS_DEPLOY_SUMMARY"
-# How `ansible.builtin.debug: msg=...` prints it: `"msg": "MLOPS_DEPLOY_SUMMARY {...}"`
-# (the message a JSON string, so the summary inside is escaped once more).
-_MSG_KEY = '"msg": '
+from ansible_collections.mlops.deploy.plugins.module_utils._deploy_summary import deploy_failures, parse_summary
 
 
-def deploy_summary(results: list, env: str, release: str) -> dict:
+def deploy_summary(results: list, env: str, release: str, failures: list | None = None) -> dict:
     """The summary of a deploy.yml run from its ``compose_deploy`` loop results: per
-    endpoint (the loop item's ``name``), whether it changed, each service's image digest
-    and health, and the services recreated."""
+    endpoint (the loop item's ``name``) that deployed, whether it changed, each service's
+    image digest and health, and the services recreated; and ``failures``, what failed
+    (``deploy_failures``; an endpoint that failed is there, not in ``endpoints``)."""
     if not isinstance(results, list):
         raise AnsibleFilterError("deploy_summary: expects the loop's results (a list), not %s" % type(results).__name__)
     endpoints = {}
@@ -35,6 +33,8 @@ def deploy_summary(results: list, env: str, release: str) -> dict:
             raise AnsibleFilterError(
                 "deploy_summary: a result has no endpoint.name; loop over the endpoints with loop_var: endpoint"
             )
+        if result.get("failed") or result.get("skipped"):
+            continue
         services = result.get("services") or []
         endpoints[name] = {
             "changed": bool(result.get("changed")),
@@ -42,31 +42,13 @@ def deploy_summary(results: list, env: str, release: str) -> dict:
             "health": {s["name"]: s.get("health") for s in services},
             "recreated": [a["service"] for a in (result.get("actions") or {}).get("recreated") or []],
         }
-    return {"env": env, "release": release, "endpoints": endpoints}
+    return {"env": env, "release": release, "endpoints": endpoints, "failures": list(failures or [])}
 
 
 def parse_summary_line(line: str) -> dict | None:
-    """The summary in one line of ansible-playbook output, or None when the line holds none.
-
-    Reads the line as ``debug`` prints it (``"msg": "MLOPS_DEPLOY_SUMMARY {...}"``) and as
-    a bare ``MLOPS_DEPLOY_SUMMARY {...}``."""
-    text = (line or "").strip()
-    if _MSG_KEY in text:
-        literal = text.split(_MSG_KEY, 1)[1].rstrip(",").strip()
-        try:
-            text = json.loads(literal)
-        except ValueError:
-            return None
-        if not isinstance(text, str):
-            return None
-    if MARK not in text:
-        return None
-    payload = text.split(MARK, 1)[1].strip()
-    try:
-        summary = json.loads(payload)
-    except ValueError:
-        return None
-    return summary if isinstance(summary, dict) else None
+    """The summary in one line of ansible-playbook output, or None when the line holds none
+    (as ``debug`` prints it with the JSON or the YAML callback)."""
+    return parse_summary(line)
 
 
 def instance_deploy_summaries(instances: list) -> list[dict]:
@@ -94,4 +76,8 @@ def instance_deploy_summaries(instances: list) -> list[dict]:
 
 class FilterModule:
     def filters(self) -> dict:
-        return {"deploy_summary": deploy_summary, "instance_deploy_summaries": instance_deploy_summaries}
+        return {
+            "deploy_summary": deploy_summary,
+            "deploy_failures": deploy_failures,
+            "instance_deploy_summaries": instance_deploy_summaries,
+        }

@@ -102,6 +102,17 @@ class SsmApi:
             found.extend(answer.get("InstanceInformationList", []))
         return found
 
+    def silent_instances(self) -> list[dict]:
+        """The region's instances whose agent is not Online (ConnectionLost, Inactive): a
+        page or so, whatever the fleet's size."""
+        answer = self._all(
+            self.ssm,
+            "describe_instance_information",
+            rules.DESCRIBE_INFO_PAGE_MAX,
+            Filters=[{"Key": "PingStatus", "Values": ["ConnectionLost", "Inactive"]}],
+        )
+        return answer.get("InstanceInformationList", [])
+
     def send_command(self, **params: Any) -> dict:
         return self.ssm.send_command(aws_retry=True, **params)["Command"]
 
@@ -138,5 +149,7 @@ class SsmApi:
         )
         return answer.get("CommandInvocations", [])
 
-    def cancel_command(self, command_id: str) -> None:
-        self.ssm.cancel_command(aws_retry=True, CommandId=command_id)
+    def cancel_command(self, command_id: str, instance_ids: list[str] | None = None) -> None:
+        """CancelCommand: the whole command, or only these instances' invocations."""
+        params = {"InstanceIds": instance_ids} if instance_ids else {}
+        self.ssm.cancel_command(aws_retry=True, CommandId=command_id, **params)

@@ -9,9 +9,10 @@ promise to other collections.
 ``Follower.follow`` polls; each poll is one ``Poll`` value. *Watchers* plug in per
 poll: a watcher is a callable ``watcher(poll) -> {instance_id: reason}`` naming the
 instances not worth waiting for any more (an instance whose SSM agent stopped
-answering while its invocation is still InProgress, say). The follower keeps them in
-``lost`` and ends the wait (outcome ``"lost"``) once every instance still running is
-lost; the rollout then cancels the batch and reports why.
+answering while its invocation is still InProgress, say: ``_ssm_watch.HostWatcher``).
+The follower keeps them in ``lost``, cancels their invocations at once, and ends the
+wait (outcome ``"lost"``) once every invocation still running is a lost instance's; the
+rollout then reports each of them as a failure, with why.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ DONE, TIMEOUT, LOST = "done", "timeout", "lost"
 @dataclass
 class Poll:
     """What one poll saw. ``running`` lists the instances not terminal yet when the
-    poll read every invocation (one page); None when it read the commands' counters."""
+    poll read every invocation (one page); when it read the commands' counters, the
+    instances of the commands not over yet (some of them may be done)."""
 
     number: int
     elapsed: float
@@ -77,6 +79,8 @@ class Follower:
         self.polls = 0
         self.finished: dict[str, list[dict]] = {}  # command ID -> its invocations (Details), once it is over
         self.lost: dict[str, str] = {}  # instance ID -> why a watcher gave up on it
+        self.owners: dict[str, str] = {}  # instance ID -> the command that targets it
+        self.left: dict[str, tuple[int, list[str]]] = {}  # open command -> (invocations not done, its instances)
 
     def follow(self, sends: list[dict], expected: list[str], deadline: float, label: tuple | None = None) -> str:
         """Poll until done, ``deadline`` (clock time) or every running instance lost.
@@ -86,8 +90,12 @@ class Follower:
         output) as soon as that command is over, and kept in ``self.finished``: when the
         last one ends, only its own command remains to be read.
         """
-        self.lost = {}
+        self.lost, self.left = {}, {}
         command_ids = [send["command_id"] for send in sends]
+        self.owners = {}
+        for sent in sends:
+            for instance_id in sent.get("instance_ids") or (expected if len(sends) == 1 else []):
+                self.owners[instance_id] = sent["command_id"]
         invoked_after = min((send.get("requested") for send in sends if send.get("requested")), default=None)
         one_page = len(command_ids) == 1 and len(expected) <= rules.LIST_PAGE_MAX
         schedule = rules.PollSchedule(cap=self.poll_max_interval)
@@ -116,10 +124,28 @@ class Follower:
             delay = schedule.observe(self.clock(), poll.completed, len(expected))
 
     def watch(self, poll: Poll) -> bool:
-        """Ask each watcher about this poll; True when every instance still running is lost."""
+        """Ask each watcher about this poll; the instances newly given up on have their
+        invocations cancelled. True when only lost instances' invocations are left."""
         for watcher in self.watchers:
-            self.lost.update(watcher(poll) or {})
+            found = {k: v for k, v in (watcher(poll) or {}).items() if k not in self.lost}
+            self.lost.update(found)
+            self.cancel(sorted(found))
+        if not self.lost:
+            return False
+        if self.left:  # the counters' mode: per open command, no more left than lost
+            return all(
+                count <= sum(1 for i in instance_ids if i in self.lost) for count, instance_ids in self.left.values()
+            )
         return bool(poll.running) and all(instance_id in self.lost for instance_id in poll.running)
+
+    def cancel(self, instance_ids: list[str]) -> None:
+        """CancelCommand for these instances' invocations, one call per command."""
+        by_command: dict[str, list[str]] = {}
+        for instance_id in instance_ids:
+            if instance_id in self.owners:
+                by_command.setdefault(self.owners[instance_id], []).append(instance_id)
+        for command_id, ids in by_command.items():
+            self.api.cancel_command(command_id, ids)
 
     def poll(
         self, command_ids: list[str], expected: list[str], one_page: bool, invoked_after: str | None, elapsed: float
@@ -143,16 +169,21 @@ class Follower:
             )
         commands = self.api.list_commands(command_ids, invoked_after)
         counters = rules.command_counts(commands)
+        self.left = {}
         for command in commands:
             cid = command["CommandId"]
             if cid not in self.finished and rules.commands_terminal([command], [cid]):
                 self.finished[cid] = self.api.list_invocations(cid, details=True)
+            elif cid not in self.finished:
+                left = int(command.get("TargetCount") or 0) - int(command.get("CompletedCount") or 0)
+                self.left[cid] = (left, [i for i, owner in self.owners.items() if owner == cid])
         return Poll(
             self.polls,
             elapsed,
             rules.commands_terminal(commands, command_ids),
             rules.counters_phrase(counters),
             counters["completed"],
+            running=[i for entry in self.left.values() for i in entry[1]],
         )
 
 

@@ -25,18 +25,18 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
 
 from ansible_collections.mlops.deploy.plugins.module_utils import _ssm_run as rules
 from ansible_collections.mlops.deploy.plugins.module_utils._cloudwatch_logs import ssm_step_name
 from ansible_collections.mlops.deploy.plugins.module_utils._ssm_api import SsmApi
-from ansible_collections.mlops.deploy.plugins.module_utils._ssm_follow import DONE, LOST, Follower, Watcher
+from ansible_collections.mlops.deploy.plugins.module_utils._ssm_follow import TIMEOUT, Follower, Watcher
 from ansible_collections.mlops.deploy.plugins.module_utils._ssm_options import (
     RolloutOptions,
     document_parameters,
     send_call,
 )
 from ansible_collections.mlops.deploy.plugins.module_utils._ssm_output import CommandOutput
+from ansible_collections.mlops.deploy.plugins.module_utils._ssm_watch import HostWatcher
 
 # How long a cancelled command is followed for its invocations to land on Cancelled.
 CANCEL_GRACE = 30.0
@@ -83,10 +83,11 @@ def preflight(api: SsmApi, instance_ids: list[str], skip_offline: bool) -> tuple
     offline (unless ``skip_offline``) or when none is online."""
     online, offline = rules.preflight(instance_ids, api.instance_information(instance_ids))
     if offline and not skip_offline:
-        raise rules.SsmRunError(rules.offline_message(offline, len(instance_ids)))
+        raise rules.SsmRunError(rules.offline_message(offline, len(instance_ids)), offline=offline)
     if not online:
         raise rules.SsmRunError(
-            "every target instance is offline, nothing to run on: %s" % ", ".join(o["instance_id"] for o in offline)
+            "every target instance is offline, nothing to run on: %s" % ", ".join(o["instance_id"] for o in offline),
+            offline=offline,
         )
     return online, offline
 
@@ -121,7 +122,7 @@ def send(
             {
                 "command_id": command["CommandId"],
                 "instance_ids": expected,
-                "requested": iso(requested) if requested is not None else None,
+                "requested": rules.iso_utc(requested) if requested is not None else None,
             }
         )
     return sends
@@ -221,21 +222,22 @@ def changed(states: list[dict], ansible: bool) -> bool:
     return any(s["changed"] is not False for s in ran)
 
 
-def timeout_failure(
-    timeout: int, failed: list[dict], number: int, total: int, later: int, lost: dict[str, str] | None = None
-) -> str:
+def mark_lost(states: list[dict], lost: dict[str, str]) -> None:
+    """The instances a watcher gave up on, whose invocations did not end by themselves:
+    outcome ``lost``, and why in ``lost_reason``."""
+    for state in states:
+        reason = lost.get(state["instance_id"])
+        if reason and state["outcome"] in (rules.UNFINISHED, rules.NO_INVOCATION, "cancelled", None):
+            state["outcome"] = rules.LOST
+            state["lost_reason"] = reason
+
+
+def timeout_failure(timeout: int, failed: list[dict], number: int, total: int, later: int) -> str:
     """``msg`` when the wait for batch ``number`` ended before every invocation did."""
     reached = ", ".join(
         "%s %s" % (s["instance_id"], s.get("status_at_timeout") or "no invocation") for s in failed[:20]
     )
-    if lost:
-        head = "gave up waiting for batch %d/%d: %s" % (
-            number,
-            total,
-            "; ".join("%s %s" % item for item in sorted(lost.items())),
-        )
-    else:
-        head = "timed out after %ss (timeout) waiting for batch %d/%d" % (timeout, number, total)
+    head = "timed out after %ss (timeout) waiting for batch %d/%d" % (timeout, number, total)
     return "%s; the command was cancelled. Where each unfinished instance had got to: %s%s" % (
         head,
         reached,
@@ -252,15 +254,6 @@ def success_message(document: str, instances: int, batches: int, check_mode: boo
         "" if batches == 1 else "es",
         " (check mode: --check on the instances)" if check_mode else "",
     )
-
-
-def iso(moment: object) -> str:
-    """A RequestedDateTime (datetime, aware or naive UTC) as the InvokedAfter filter wants it."""
-    if not isinstance(moment, datetime):
-        return str(moment)
-    if moment.utcoffset() is not None:
-        moment = moment.astimezone(timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # ------------------------------------------------------------------------ the rollout
@@ -285,6 +278,8 @@ class Rollout:
         self.report = report
         self.clock = clock
         self.sleep = sleep
+        if watchers is None:
+            watchers = [HostWatcher(api, clock)]
         self.follower = Follower(api, clock, sleep, report, options.poll_max_interval, watchers)
         self.sent: list[str] = []  # command IDs, as soon as each is sent
 
@@ -324,7 +319,7 @@ class Rollout:
             "command_ids": [],
             "batches": [],
             "instances": [],
-            "skipped": [dict(o, outcome=rules.SKIPPED) for o in offline],
+            "skipped_instances": [dict(o, outcome=rules.SKIPPED) for o in offline],
             "timed_out": False,
         }
         if self.check_mode and not opts.ansible:
@@ -333,7 +328,7 @@ class Rollout:
         call = send_call(document, parameters, opts)
         states, failure = self.roll_out(result, call, batches, by_tags, targets.names)
         result["instances"] = states
-        result["summary"] = rules.summarize(states + result["skipped"])
+        result["summary"] = rules.summarize(states + result["skipped_instances"])
         result["changed"] = changed(states, opts.ansible)
         if failure is None:
             result["msg"] = success_message(document, len(states), len(batches), self.check_mode)
@@ -385,6 +380,7 @@ class Rollout:
             if snapshot is not None:
                 result["timed_out"] = True
             batch_states = self.final_states(sends, batch, number, names, snapshot)
+            mark_lost(batch_states, lost)
             states.extend(batch_states)
             failed = [s for s in batch_states if s["outcome"] != "success"]
             entry["status"] = "timed_out" if snapshot is not None else ("failed" if failed else "success")
@@ -393,21 +389,22 @@ class Rollout:
                 result["batches"].extend(entries)
                 states.extend(later)
                 if snapshot is not None:
-                    return states, timeout_failure(timeout, failed, number, len(batches), len(later), lost)
+                    return states, timeout_failure(timeout, failed, number, len(batches), len(later))
                 return states, rules.failure_message(failed, number, len(batches), len(later))
         return states, None
 
     def follow(
         self, sends: list[dict], batch: list[str], deadline: float, label: tuple
     ) -> tuple[dict | None, dict[str, str]]:
-        """Follow one batch to its end. When the wait ends first (timeout, or every running
-        instance lost to a watcher), the commands are cancelled and followed a little
-        longer. Returns where each instance had got to then (None when the batch ended by
-        itself) and the instances given up on, with why."""
+        """Follow one batch to its end: every invocation over, or only those of instances a
+        watcher gave up on left (the follower cancelled those). When the rollout's timeout
+        comes first, the commands are cancelled and followed a little longer. Returns
+        where each instance had got to at the timeout (None when it did not come) and the
+        instances given up on, with why."""
         outcome = self.follower.follow(sends, batch, deadline, label=label)
-        if outcome == DONE:
-            return None, {}
-        lost = dict(self.follower.lost) if outcome == LOST else {}
+        lost = dict(self.follower.lost)
+        if outcome != TIMEOUT:
+            return None, lost
         snapshot = statuses_now(self.api, sends)
         for sent in sends:
             self.api.cancel_command(sent["command_id"])

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime
+from datetime import datetime, timezone
 from urllib.parse import quote, urlparse
 
 # --------------------------------------------------------------------- AWS limits
@@ -64,7 +64,12 @@ BUNDLE_HINT = (
 
 
 class SsmRunError(Exception):
-    """A failure to report to the user as it is: the message says what to fix."""
+    """A failure to report to the user as it is: the message says what to fix.
+    ``result``: return values that say more (the offline instances of a pre-flight)."""
+
+    def __init__(self, msg: str, **result: object) -> None:
+        super().__init__(msg)
+        self.result = result
 
 
 # ------------------------------------------------------------------------ targets
@@ -454,6 +459,7 @@ NO_INVOCATION = "no_invocation"
 NOT_STARTED = "not_started"
 SKIPPED = "skipped"
 UNFINISHED = "unfinished"
+LOST = "lost"  # its agent went silent or it stopped running mid-invocation (_ssm_watch)
 # Words for messages.
 OUTCOME_WORDS = {
     "success": "Success",
@@ -468,6 +474,7 @@ OUTCOME_WORDS = {
     "invalid_platform": "Invalid Platform",
     NO_INVOCATION: "no invocation (targeted, never ran)",
     UNFINISHED: "unfinished (still running when the wait ended)",
+    LOST: "lost (its SSM agent went silent or it stopped running; its invocation was cancelled)",
     NOT_STARTED: "not started (an earlier batch failed)",
     SKIPPED: "skipped (offline)",
 }
@@ -722,6 +729,16 @@ def tail(text: str | None, lines: int) -> list[str]:
     return ANSI.sub("", text).rstrip("\n").splitlines()[-lines:]
 
 
+def iso_utc(moment: object) -> str:
+    """A time of the API (datetime, aware or naive UTC) as ``2026-12-03T12:01:02Z``, as
+    the InvokedAfter filter wants it and messages show it."""
+    if not isinstance(moment, datetime):
+        return str(moment)
+    if moment.utcoffset() is not None:
+        moment = moment.astimezone(timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def seconds_between(start: object, end: object) -> float | None:
     """Seconds between two datetimes (or ISO strings), None when either is missing."""
     start, end = _as_datetime(start), _as_datetime(end)
@@ -797,6 +814,8 @@ def failure_message(failed: list[dict], batch_number: int, batch_total: int, not
     for state in failed[:10]:
         what = OUTCOME_WORDS.get(state.get("outcome"), state.get("outcome") or "unknown")
         code = state.get("response_code")
+        if state.get("lost_reason"):  # the reason first: "i-... lost its SSM agent (ConnectionLost since ...)"
+            what = "%s; its invocation was cancelled" % state["lost_reason"]
         head = "%s %s" % (state["instance_id"], what)
         if code not in (None, -1):
             head += " (rc=%s)" % code

@@ -75,7 +75,7 @@ options:
     description:
       - Who deployed. Defaults to C(<user>@<host>) of the controller; in CI, the person or
         pipeline reads better. The IAM identity that wrote the parameter is recorded by SSM
-        anyway (RV(mlops.deploy.release_record_info#module:history[].modified_by)).
+        anyway (RV(mlops.deploy.release_record_info#module:releases[].history[].modified_by)).
     type: str
   extra:
     description:

@@ -44,6 +44,12 @@ description:
     (its first 2,500 characters, as SSM keeps them).
   - O(timeout) bounds the whole wait; when it expires the command is cancelled, and the
     result says so, with the status each instance had reached (RV(instances[].status_at_timeout)).
+  - "A host that dies mid-run does not hold the rollout until O(timeout): while invocations are
+    in progress, at most once a minute, the module reads those instances' C(PingStatus)
+    (C(DescribeInstanceInformation), 50 a call) and EC2 state (C(DescribeInstances)). An instance
+    whose agent SSM no longer hears from (C(ConnectionLost), some minutes after its last word),
+    or that is not running any more, has its invocation cancelled and fails its batch as
+    C(lost), with why (RV(instances[].lost_reason)); the others run to their end."
 author:
   - mlops.deploy developers (@mlops-deploy)
 options:
@@ -198,7 +204,7 @@ options:
   skip_offline:
     description:
       - When some targets are not managed by SSM or not C(Online), run on the others and report
-        these in RV(skipped), instead of failing before anything is sent.
+        these in RV(skipped_instances), instead of failing before anything is sent.
     type: bool
     default: false
   tail_lines:
@@ -224,7 +230,8 @@ notes:
     With other documents, RV(changed) is true when the command ran anywhere."
   - "IAM: C(ssm:SendCommand), C(ssm:ListCommands), C(ssm:ListCommandInvocations),
     C(ssm:CancelCommand), C(ssm:DescribeInstanceInformation), C(ec2:DescribeInstances) (with
-    O(targets)) and, with O(cloudwatch_log_group), C(logs:DescribeLogGroups),
+    O(targets), and to see a host stop mid-run: without it, C(PingStatus) alone says) and, with
+    O(cloudwatch_log_group), C(logs:DescribeLogGroups),
     C(logs:DescribeLogStreams), C(logs:GetLogEvents) and C(logs:FilterLogEvents)."
   - The C(async) keyword is not supported (the work happens on the controller); use O(timeout).
 attributes:
@@ -367,6 +374,7 @@ summary:
       C(execution_timed_out), C(delivery_timed_out), C(timed_out), C(cancelled), C(undeliverable),
       C(terminated), C(access_denied), C(invalid_platform), C(no_invocation) (targeted, never ran),
       C(unfinished) (still running when the wait ended and the cancellation did not land),
+      C(lost) (its agent went silent or it stopped running mid-run; its invocation was cancelled),
       C(not_started) (a later batch that was never sent) and C(skipped) (offline, with O(skip_offline)).
   returned: always
   type: dict
@@ -392,7 +400,7 @@ batches:
       description: V(success), V(failed), V(timed_out), V(not_started), or V(not_sent_check_mode).
       type: str
 instances:
-  description: One entry per targeted instance (skipped ones are in RV(skipped)), in batch order.
+  description: One entry per targeted instance (skipped ones are in RV(skipped_instances)), in batch order.
   returned: always
   type: list
   elements: dict
@@ -424,6 +432,13 @@ instances:
       description: What it means, one of the outcomes listed under RV(summary).
       type: str
       sample: success
+    lost_reason:
+      description:
+        - Why the instance was given up on (outcome C(lost)), for example
+          C(lost its SSM agent (ConnectionLost since 2026-12-03T12:01:02Z)) or
+          C(stopped running (EC2 state stopped)).
+      type: str
+      returned: when the outcome is C(lost)
     response_code:
       description: The exit code of the playbook run (C(-1) when it never started).
       type: int
@@ -458,8 +473,10 @@ instances:
       description: True for an instance SSM targeted (by tag) that the resolution before sending did not find.
       type: bool
       returned: when true
-skipped:
-  description: Targets left out by O(skip_offline), with why.
+skipped_instances:
+  description:
+    - Targets left out by O(skip_offline), with why.
+    - Not named C(skipped), which Ansible reads as the task having been skipped (and then ignores C(failed_when)).
   returned: always
   type: list
   elements: dict
@@ -476,6 +493,14 @@ skipped:
     outcome:
       description: V(skipped).
       type: str
+offline:
+  description:
+    - When the pre-flight stopped the run (an instance offline without O(skip_offline), or every one
+      offline), the instances that cannot receive commands, with why (C(instance_id), C(ping_status),
+      C(reason), as in RV(skipped_instances)); nothing was sent.
+  returned: when the pre-flight failed
+  type: list
+  elements: dict
 """
 
 try:
@@ -498,7 +523,7 @@ def main():
     try:
         result, failure = rollout.run()
     except SsmRunError as exc:
-        module.fail_json(msg=str(exc), **rollout.partial())
+        module.fail_json(msg=str(exc), **rollout.partial(), **exc.result)
     except (ClientError, BotoCoreError) as exc:
         module.fail_json_aws(exc, msg=rollout.aws_error_message(), **rollout.partial())
     if failure:

@@ -12,6 +12,8 @@
     mlops-sandbox faults offline|online|kill i-0abc... [--on start --after 2]
     mlops-sandbox faults delay 40 [i-0abc...]
     mlops-sandbox calls [--reset]
+    mlops-sandbox settings [--connection-lost-after 600] [--latency 0.02-0.08] [--list-lag 2]
+    mlops-sandbox image systemd|host|full|light    # built when missing (cached by content); prints its tag
 """
 
 from __future__ import annotations
@@ -20,13 +22,15 @@ import argparse
 import json
 import sys
 
-from . import envfile
+from . import envfile, listen
 from .client import Sandbox, SandboxControlError
 from .config import Config
 from .fleet import Fleet
+from .images import HostImage, InstanceImage, SystemdImage, build_lock, image_exists
 from .motoserver import MotoServer
 from .process import SandboxError
 from .registry import Registry
+from .ssm.timing import parse_latency
 from .ssmservice import SsmService
 
 
@@ -95,15 +99,30 @@ def _parser() -> argparse.ArgumentParser:
 
     calls = sub.add_parser("calls", help="SSM API calls per action since the last reset")
     calls.add_argument("--reset", action="store_true")
+
+    settings = sub.add_parser("settings", help="show or change the SSM service's timing (AWS's by default)")
+    settings.add_argument(
+        "--connection-lost-after", type=float, metavar="SECONDS", help="silence of an agent before ConnectionLost"
+    )
+    settings.add_argument("--latency", metavar="LOW-HIGH", help="seconds added to each SSM call (0 for none)")
+    settings.add_argument(
+        "--list-lag", type=float, metavar="SECONDS", help="after SendCommand, ListCommandInvocations lists nothing"
+    )
+    settings.add_argument("--reset", action="store_true", help="back to the service's start-up settings")
+
+    image = sub.add_parser("image", help="build an image when missing (cached by content key); print its tag")
+    image.add_argument("which", choices=["systemd", "host", "full", "light"])
     return parser
 
 
 def _lifecycle(action: str, config: Config) -> None:
     parts = components(config)
     if action == "up":
+        # A bad MLOPS_SANDBOX_BIND stops here, before anything starts.
+        listen.widened(config.bind)
         for part in parts:
             print(f"sandbox: {part.up()}", flush=True)
-        path = envfile.write(config)
+        path = envfile.write(config, _image_exports(config))
         print(f"sandbox: up; client settings in {path} (source it: . {path})")
     elif action == "down":
         for part in reversed(parts):
@@ -112,6 +131,15 @@ def _lifecycle(action: str, config: Config) -> None:
     else:
         for part in parts:
             print(part.status())
+
+
+def _image_exports(config: Config) -> dict[str, str]:
+    """The systemd image's tag, for molecule scenarios run by hand, once the fleet built it."""
+    try:
+        tag = SystemdImage(config, log=lambda _msg: None).tag
+    except SandboxError:
+        return {}
+    return {"MLOPS_SANDBOX_SYSTEMD_IMAGE": tag} if image_exists(tag) else {}
 
 
 def _tags(pairs: list[str]) -> dict[str, str]:
@@ -185,6 +213,36 @@ def _faults(args, sb: Sandbox) -> None:
     print(json.dumps(answer, indent=2))
 
 
+def _settings(args, sb: Sandbox) -> None:
+    if args.reset:
+        print(json.dumps(sb.reset_settings(), indent=2))
+        return
+    changes: dict = {}
+    if args.connection_lost_after is not None:
+        changes["connection_lost_after"] = args.connection_lost_after
+    if args.latency is not None:
+        try:
+            changes["latency"] = list(parse_latency(args.latency))
+        except ValueError as exc:
+            raise SandboxError(f"--latency: {exc}") from None
+    if args.list_lag is not None:
+        changes["list_lag"] = args.list_lag
+    print(json.dumps(sb.settings(**changes) if changes else sb.settings(), indent=2))
+
+
+def _image(which: str, config: Config) -> str:
+    log = lambda msg: print(f"sandbox: {msg}", file=sys.stderr, flush=True)  # noqa: E731 - the tag alone on stdout
+    if which == "systemd":
+        return SystemdImage(config, log).ensure()[0]
+    if which == "host":
+        host = HostImage(config, log)
+        with build_lock(config):
+            if not image_exists(host.tag):
+                host.build(host.tag)
+        return host.tag
+    return InstanceImage(config, which, log).ensure()[0]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     config = Config()
@@ -195,6 +253,10 @@ def main(argv: list[str] | None = None) -> int:
             _instances(args, Sandbox(config.control_url))
         elif args.action == "faults":
             _faults(args, Sandbox(config.control_url))
+        elif args.action == "settings":
+            _settings(args, Sandbox(config.control_url))
+        elif args.action == "image":
+            print(_image(args.which, config))
         else:
             sb = Sandbox(config.control_url)
             print(json.dumps(sb.reset_calls() if args.reset else sb.calls(), indent=2))

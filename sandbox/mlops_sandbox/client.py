@@ -18,6 +18,8 @@ faults, read and reset the per-action SSM call counters. Standard library only::
     sb.kill([iid], on="start", after=2)                # crash 2 s after its next invocation starts
     sb.delay_delivery(40, [iid])                       # deliveries to it wait 40 s
     sb.clear_faults()
+    with sb.timing(connection_lost_after=10, latency=[0.02, 0.08], list_lag=2):
+        ...                                            # AWS's timing, faster or slower, then back
 """
 
 from __future__ import annotations
@@ -163,6 +165,27 @@ class Sandbox:
 
     def clear_faults(self) -> dict:
         return self._call("POST", "/faults/clear", {})
+
+    # -- AWS's timing (ssm/timing.py) -------------------------------------------------------------
+    def settings(self, **changes) -> dict:
+        """The SSM service's timing; with keyword arguments (``connection_lost_after``,
+        ``latency=[low, high]``, ``list_lag``), change those first."""
+        if changes:
+            return self._call("POST", "/settings", changes)
+        return self._call("GET", "/settings")
+
+    def reset_settings(self) -> dict:
+        """Back to the service's start-up settings (AWS's, unless the environment said otherwise)."""
+        return self._call("POST", "/settings/reset", {})
+
+    @contextlib.contextmanager
+    def timing(self, **changes) -> Iterator[dict]:
+        """These settings for the duration of a ``with`` block, the previous ones back afterwards."""
+        before = {k: v for k, v in self.settings().items() if k != "start"}
+        try:
+            yield self.settings(**changes)
+        finally:
+            self.settings(**before)
 
     # -- API call counters -------------------------------------------------------------------------
     def calls(self) -> dict:

@@ -32,7 +32,9 @@ class Config:
     )
     moto_port: int = field(default_factory=lambda: int(_env("MOTO_PORT", "4566")))
     ssm_port: int = field(default_factory=lambda: int(_env("SSM_PORT", "4567")))
-    bind_host: str = field(default_factory=lambda: _env("BIND", "0.0.0.0"))
+    # Addresses the servers listen on besides loopback and the Docker bridges (listen.py):
+    # empty by default; "0.0.0.0" opens them to every network the machine is on.
+    bind: str = field(default_factory=lambda: _env("BIND", ""))
     state_root: Path = field(default_factory=lambda: Path(_env("STATE", "/var/tmp/mlops-sandbox")))
     env_file: Path = field(default_factory=lambda: Path(_env("ENV_FILE", ".sandbox/env")))
     # The ECR stand-in (registry.py). Port 443 and the /etc/hosts name are machine-wide:
@@ -43,8 +45,15 @@ class Config:
     instances: int = field(default_factory=lambda: int(_env("INSTANCES", "3")))
     instance_name: str = field(default_factory=lambda: _env("INSTANCE_NAME", "model-server"))
     instance_env: str = field(default_factory=lambda: _env("INSTANCE_ENV", "local"))
-    # An agent that has not polled for this long is ConnectionLost (AWS: a few minutes).
-    ping_timeout: float = field(default_factory=lambda: float(_env("PING_TIMEOUT", "15")))
+    # AWS's timing in the SSM service at start-up (ssm/timing.py; changed at run time with
+    # `mlops-sandbox settings`): an agent silent this long is ConnectionLost (AWS: minutes,
+    # 600 s; MLOPS_SANDBOX_PING_TIMEOUT is the older name), seconds added to each SSM call
+    # ("0.02-0.08"), seconds a new command's invocations stay unlisted.
+    ping_timeout: float = field(
+        default_factory=lambda: float(_env("CONNECTION_LOST_AFTER", _env("PING_TIMEOUT", "600")))
+    )
+    latency: str = field(default_factory=lambda: _env("LATENCY", "0"))
+    list_lag: float = field(default_factory=lambda: float(_env("LIST_LAG", "0")))
     base_image: str = field(default_factory=lambda: os.environ.get("MLOPS_BASE_IMAGE", "mlops-deploy/debian:bookworm"))
 
     @property

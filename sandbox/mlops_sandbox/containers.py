@@ -7,11 +7,13 @@ sandbox label, so ``down`` finds it again whoever created it.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import os
 import subprocess
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from .config import Config
 from .process import SandboxError
@@ -30,6 +32,10 @@ DIND_OPTIONS = (
 )
 # Run-time state only, as a host's /run: empty at each boot.
 RUN_TMPFS = "--tmpfs=/run:rw,exec,nosuid,nodev,mode=755"
+# What systemd as PID 1 needs besides (see DESIGN.md): /run/lock a tmpfs of its own too.
+# The images that boot systemd say so themselves (CMD /lib/systemd/systemd, STOPSIGNAL
+# SIGRTMIN+3, container=docker).
+SYSTEMD_OPTIONS = (RUN_TMPFS, "--tmpfs=/run/lock:rw,nosuid,nodev,noexec")
 
 
 def docker(*args: str, check: bool = True, timeout: float = 300, stdin: str | None = None) -> str:
@@ -93,6 +99,61 @@ def ensure_network(config: Config) -> str:
     if not gateway:
         raise SandboxError(f"network {config.network} has no gateway address; remove it (`make sandbox-down`)")
     return gateway
+
+
+@dataclass(frozen=True)
+class Bridge:
+    """A Docker bridge network as the host sees it: its gateway is an address of the host."""
+
+    name: str
+    gateway: str
+    subnet: str
+
+
+def _bridge(info: dict) -> Bridge | None:
+    """The gateway and subnet of ``docker network inspect`` output (IPv4), if it names both."""
+    for entry in (info.get("IPAM") or {}).get("Config") or []:
+        subnet, gateway = entry.get("Subnet") or "", entry.get("Gateway") or ""
+        if subnet and gateway and "." in subnet:
+            return Bridge(info.get("Name", ""), gateway, subnet)
+    return None
+
+
+def default_bridge() -> Bridge:
+    """Docker's default bridge (docker0): its gateway reaches the host from the host itself
+    and from every container on it (molecule's, ``docker build``'s)."""
+    out = docker("network", "inspect", "bridge", timeout=30, check=False)
+    try:
+        info = json.loads(out)[0]
+    except (ValueError, IndexError):
+        raise SandboxError("cannot inspect Docker's bridge network; is the engine running?") from None
+    found = _bridge(info)
+    if found:
+        return found
+    # The default bridge often lists only its subnet: the gateway is the bridge's address.
+    iface = (info.get("Options") or {}).get("com.docker.network.bridge.name", "docker0")
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        out = subprocess.run(
+            ["ip", "-4", "-o", "addr", "show", "dev", iface], capture_output=True, text=True, timeout=10, check=True
+        ).stdout
+        for word in out.split():
+            if "/" in word:
+                with contextlib.suppress(ValueError):
+                    address = ipaddress.ip_interface(word)
+                    return Bridge(info.get("Name", "bridge"), str(address.ip), str(address.network))
+    raise SandboxError(f"cannot find the address of Docker's bridge ({iface}); is the engine running?")
+
+
+def sandbox_bridges(config: Config) -> list[Bridge]:
+    """The bridge networks labelled for this sandbox (its VPC network, and any other it makes)."""
+    ids = labelled("network", config)
+    if not ids:
+        return []
+    try:
+        infos = json.loads(docker("network", "inspect", *ids, check=False) or "[]")
+    except ValueError:
+        return []
+    return [b for b in (_bridge(info) for info in infos) if b]
 
 
 def network_gateway(config: Config) -> str | None:

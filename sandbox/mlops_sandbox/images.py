@@ -1,19 +1,31 @@
-"""Instance images: the host image baked with the ``ec2_host`` role, and the instance layer.
+"""Instance images: systemd on the base image, the host image baked with the ``ec2_host``
+role on it, and the instance layer.
 
-Two layers, as on a real fleet:
+Three layers, as on a real fleet:
 
-1. The *host* image, baked the way an AMI is: a container from the local base image,
+1. The *systemd* image: the local base image with Debian's systemd as PID 1 (``systemd``,
+   ``systemd-sysv``, ``dbus``), as an EC2 instance boots. Units a container has no use for
+   (logind, gettys) or that would run apt and disk jobs behind the tests' back (the apt,
+   e2scrub, fstrim and dpkg-backup timers) are masked; the machine ID is left empty, so
+   each container boots with its own. The molecule scenarios of ``ec2_host`` and
+   ``bastion_efs_sync`` run on it too (``mlops-sandbox image systemd`` prints its tag).
+2. The *host* image, baked the way an AMI is: a container from the systemd image, booted,
    ``playbooks/ec2_host.yml`` (the ``mlops.deploy.ec2_host`` role) applied to it with
    ``ansible-playbook`` over the ``community.docker.docker`` connection, ``docker commit``.
-   Everything an EC2 model host carries (Docker engine and compose v2, the pinned Ansible
-   with boto3 and the docker SDK on the SSM PATH, the AWS CLI, unzip, log rotation) comes
-   from the role; the sandbox only gives its settings (``bake_variables``).
-2. The *instance* image: the host image plus what AWS adds to an instance (the SSM agent,
-   the instance metadata service) -- the sandbox's ``agent/`` files. ``light`` instances
-   put this layer on the plain base image.
+   The role takes its systemd branch there: the engine is ``docker.service``, enabled
+   and started by systemd. Everything an EC2 model host carries (Docker engine and
+   compose v2, the pinned Ansible with boto3 and the docker SDK on the SSM PATH, the AWS
+   CLI, unzip, log rotation) comes from the role; the sandbox only gives its settings
+   (``bake_variables``).
+3. The *instance* image: what AWS adds to an instance (the SSM agent, the instance
+   metadata service) -- the sandbox's ``agent/`` files, as systemd units on the host
+   image (``images/units/``: ``amazon-ssm-agent.service`` with ``Restart=always`` like
+   AWS's unit, ``mlops-imds.service``). ``light`` instances put this layer on the plain
+   base image, with a small init as PID 1 instead of systemd (no engine, no units: the
+   scale stand-in).
 
-Each tag carries a content hash (``bake_key``: the role's files, the playbook, the
-settings, the base image id, the bake recipe, the controller's Ansible), so a second
+Each tag carries a content hash (the recipe, the parent's key; for the host image also
+the role's files, the playbook, the settings and the controller's Ansible), so a second
 ``sandbox-up`` reuses the image and a changed role bakes a new one. What the key cannot
 see: the state of the Debian mirror (the role installs ``docker.io`` from it, as a real
 bake does) -- the Python packages are pinned.
@@ -24,6 +36,7 @@ last step), the container is removed, and the error carries the tail of the Ansi
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -38,12 +51,13 @@ from importlib import metadata
 from pathlib import Path
 
 from .config import Config
-from .containers import DIND_OPTIONS, RUN_TMPFS, docker
+from .containers import DIND_OPTIONS, SYSTEMD_OPTIONS, docker
 from .process import SandboxError
 
 HERE = Path(__file__).resolve().parent
 AGENT_DIR = HERE / "agent"
 RECIPES = HERE / "images"
+UNITS_DIR = RECIPES / "units"
 REPO = HERE.parents[1]
 ROLE_DIR = REPO / "roles" / "ec2_host"
 PLAYBOOK = REPO / "playbooks" / "ec2_host.yml"
@@ -55,26 +69,61 @@ HOST_PACKAGES = ("ansible", "ansible-core", "awscli", "boto3", "botocore", "dock
 # and its own test scenario (molecule/).
 ROLE_KEY_SKIP_DIRS = ("molecule/",)
 ROLE_KEY_SKIP_SUFFIXES = (".md", ".pyc")
+HOST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# The systemd image: Debian's systemd, and the units masked that a container has no use
+# for (logind: no seats; gettys: no consoles) or that would run behind the tests' back
+# (apt's daily jobs hold dpkg's lock; e2scrub, fstrim and the dpkg backup have no disk
+# of their own to look after). The machine ID is emptied: each container boots with its own.
+SYSTEMD_PACKAGES = ("systemd", "systemd-sysv", "dbus")
+SYSTEMD_MASKED = (
+    "systemd-logind.service",
+    "getty.target",
+    "console-getty.service",
+    "apt-daily.timer",
+    "apt-daily-upgrade.timer",
+    "e2scrub_all.timer",
+    "e2scrub_reap.service",
+    "fstrim.timer",
+    "dpkg-db-backup.timer",
+)
+SYSTEMD_RECIPE = (
+    "set -eu; export DEBIAN_FRONTEND=noninteractive; "
+    "ls /var/lib/apt/lists/*_Packages* >/dev/null 2>&1 || apt-get update -qq; "
+    f"apt-get install -y -qq --no-install-recommends {' '.join(SYSTEMD_PACKAGES)} >/dev/null; "
+    f"systemctl mask {' '.join(SYSTEMD_MASKED)}; "
+    "rm -f /var/lib/dbus/machine-id /var/cache/apt/pkgcache.bin /var/cache/apt/srcpkgcache.bin; "
+    ": > /etc/machine-id"
+)
+# `docker commit` cannot set the stop signal: a one-line build on the committed image does
+# (systemd halts on SIGRTMIN+3; images committed from its containers keep it).
+SYSTEMD_STOP = "FROM {parent}\nSTOPSIGNAL SIGRTMIN+3\n"
+SYSTEMD_COMMIT = (
+    'CMD ["/lib/systemd/systemd"]',
+    "ENV container=docker",
+    f"ENV PATH={HOST_PATH}",
+    "ENV LANG=C.UTF-8",
+)
+# Until a booted container's systemd says it is up (`systemctl is-system-running --wait`).
+BOOT_TIMEOUT = 120
 # The bake container: the Docker-in-Docker options of the instances (the role starts and
-# checks the engine), tini as PID 1 (it reaps what the role's start-stop-daemon leaves),
-# and tmpfs where a real host has run-time state only (/run, /tmp) or the engine's
-# storage (/var/lib/docker), so none of the bake's run ends in the image.
+# checks the engine), systemd as PID 1 (the role takes its systemd branch, as on EC2),
+# and tmpfs where a real host has run-time state only (/run, /tmp) or the engines'
+# storage (/var/lib/docker, /var/lib/containerd), so none of the bake's run ends in the image.
 BAKE_RUN_OPTIONS = (
-    "--init",
     *DIND_OPTIONS,
+    *SYSTEMD_OPTIONS,
     "--tmpfs=/var/lib/docker:rw,exec,dev,suid",
-    RUN_TMPFS,
+    "--tmpfs=/var/lib/containerd:rw,exec,dev,suid",
     "--tmpfs=/tmp:rw,exec,nosuid,nodev,mode=1777",
 )
 # What the bake's own run leaves outside those tmpfs (Ansible's remote temp directory,
-# the engine's log of the bake, apt's binary caches of package lists the image does not keep),
-# and the engine's identity (key.json, made at its first start): left in, every instance's
-# engine would have the bake's ID, as every host cloned from such an AMI would.
+# apt's binary caches of package lists the image does not keep), the engine's identity
+# (key.json, made at its first start) and the machine ID the bake booted with: left in,
+# every instance would have the bake's, as every host cloned from such an AMI would.
 BAKE_CLEANUP = (
     "rm -rf /root/.ansible /var/log/docker.log /var/cache/apt/pkgcache.bin /var/cache/apt/srcpkgcache.bin"
-    " /etc/docker/key.json"
+    " /etc/docker/key.json; umount /etc/machine-id 2>/dev/null || true; : > /etc/machine-id"
 )
-HOST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # Inside the bake container: apt's archives and lists and pip's cache are the machine's
 # (reused by the next bake, never in the image); the machine's CA bundle for pip.
 BAKE_MOUNT_DIR = "/run/mlops-bake"
@@ -214,76 +263,52 @@ class _Builder:
         self.log(f"built {tag} in {time.monotonic() - start:.0f}s")
 
 
-class HostImage:
-    """An EC2 model host: the ``ec2_host`` role applied to the base image (see module doc)."""
+class _Bake:
+    """A container from ``parent`` that steps run in, committed as the new image at the end.
 
-    def __init__(self, config: Config, log, role_dir: Path = ROLE_DIR, playbook: Path = PLAYBOOK) -> None:
+    apt's archives and lists are the machine's (``cache_dir/bake``) so a second bake
+    downloads nothing; ``boot`` waits for systemd (PID 1 of ``parent``) to be up first.
+    Whatever happens, the container is removed; no image is tagged unless every step passed.
+    """
+
+    def __init__(self, config: Config, log, name: str, parent: str, options: tuple[str, ...], boot: bool) -> None:
         self.config = config
         self.log = log
-        self.role_dir = role_dir
-        self.playbook = playbook
-        self.logfile = config.log_dir / "image-build.log"
-        self._key: str | None = None
+        self.name = name
+        self.parent = parent
+        self.options = options
+        self.boot = boot
+        self.phases: list[str] = []
+        self.started = self.last = time.monotonic()
 
-    def variables(self) -> dict:
-        return bake_variables(lock_pins())
+    def done(self, phase: str) -> None:
+        now = time.monotonic()
+        self.phases.append(f"{phase} {now - self.last:.0f}s")
+        self.last = now
 
-    def key(self) -> str:
-        if self._key is None:
-            self._key = bake_key(
-                self.role_dir, self.playbook, self.variables(), base_image_id(self.config), controller_tools()
-            )
-        return self._key
-
-    @property
-    def tag(self) -> str:
-        return f"mlops-sandbox/host:{self.key()}"
-
-    def build(self, tag: str) -> None:
-        """Bake: a container from the base image, the role applied to it, committed as ``tag``."""
-        name = f"mlops-bake-{self.config.name}-{self.key()}"
-        self.config.log_dir.mkdir(parents=True, exist_ok=True)
-        self.log(f"baking {tag}: playbooks/ec2_host.yml on {self.config.base_image} (log: {self.logfile})")
+    def run(self, tag: str, steps, changes: tuple[str, ...], message: str) -> None:
         self._remove_leftovers()
-        phases: list[str] = []
-        start = last = time.monotonic()
-
-        def done(phase: str) -> None:
-            nonlocal last
-            now = time.monotonic()
-            phases.append(f"{phase} {now - last:.0f}s")
-            last = now
-
         try:
-            run = ["run", "--detach", f"--name={name}", *BAKE_RUN_OPTIONS, *self._cache_mounts()]
-            docker(*run, self.config.base_image, "sleep", "infinity")
-            done("container started")
-            self._apply_role(name, tag)
-            done("role")
-            docker("exec", name, "sh", "-c", BAKE_CLEANUP)
-            done("clean-up")
+            command = () if self.boot else ("sleep", "infinity")
             docker(
-                "commit",
-                f"--message=mlops.deploy.ec2_host applied to {self.config.base_image} (playbooks/ec2_host.yml)",
-                '--change=CMD ["/bin/bash"]',
-                f"--change=ENV PATH={HOST_PATH}",
-                "--change=ENV LANG=C.UTF-8",
-                "--change=LABEL org.opencontainers.image.title=mlops-sandbox-host",
-                "--change=LABEL io.mlops-deploy.baked-with=playbooks/ec2_host.yml",
-                f"--change=LABEL io.mlops-deploy.bake-key={self.key()}",
-                name,
-                tag,
-                timeout=900,
+                "run", "--detach", f"--name={self.name}", *self.options, *self._cache_mounts(), self.parent, *command
             )
-            done("commit")
+            if self.boot:
+                wait_booted(self.name)
+            self.done("container started")
+            for phase, step in steps:
+                step(self.name)
+                self.done(phase)
+            docker("commit", f"--message={message}", *(f"--change={c}" for c in changes), self.name, tag, timeout=900)
+            self.done("commit")
         finally:
-            docker("rm", "--force", "--volumes", name, check=False, timeout=300)
-        done("container removed")
-        self.log(f"baked {tag} in {time.monotonic() - start:.0f}s ({', '.join(phases)})")
+            docker("rm", "--force", "--volumes", self.name, check=False, timeout=300)
+        self.done("container removed")
+        self.log(f"baked {tag} in {time.monotonic() - self.started:.0f}s ({', '.join(self.phases)})")
 
     def _remove_leftovers(self) -> None:
         """Bake containers of this sandbox that a killed bake left (none runs now: the build lock is held)."""
-        mine = re.compile(rf"mlops-bake-{re.escape(self.config.name)}-[0-9a-f]{{12}}")
+        mine = re.compile(rf"mlops-bake-{re.escape(self.config.name)}-(systemd|[0-9a-f]{{12}})")
         names = docker("ps", "--all", "--filter", "name=mlops-bake-", "--format", "{{.Names}}", check=False).split()
         leftovers = [n for n in names if mine.fullmatch(n)]
         if leftovers:
@@ -301,28 +326,158 @@ class HostImage:
             mounts.append(f"--volume={cache / sub}:{target}")
         (cache / "apt-lists" / "partial").mkdir(exist_ok=True)
         (cache / "apt-archives" / "partial").mkdir(exist_ok=True)
-        ca = self._host_ca()
+        ca = host_ca()
         if ca:
             mounts.append(f"--volume={ca}:{BAKE_MOUNT_DIR}/ca.crt:ro")
         return mounts
 
-    @staticmethod
-    def _host_ca() -> str | None:
-        """The CA bundle this machine's pip trusts: pip in the container trusts the same."""
-        for candidate in (os.environ.get("PIP_CERT"), "/etc/ssl/certs/ca-certificates.crt"):
-            if candidate and Path(candidate).is_file():
-                return candidate
-        return None
 
-    def _container_env(self) -> dict[str, str]:
-        """Environment of the role's commands in the container (docker exec only: not committed)."""
-        env = {"PIP_CACHE_DIR": f"{BAKE_MOUNT_DIR}/pip", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
-        if self._host_ca():
-            env["PIP_CERT"] = f"{BAKE_MOUNT_DIR}/ca.crt"
-        for name in ("PIP_INDEX_URL", "PIP_DEFAULT_TIMEOUT"):
-            if os.environ.get(name):
-                env[name] = os.environ[name]
-        return env
+def host_ca() -> str | None:
+    """The CA bundle this machine's pip trusts: pip in a bake container trusts the same."""
+    for candidate in (os.environ.get("PIP_CERT"), "/etc/ssl/certs/ca-certificates.crt"):
+        if candidate and Path(candidate).is_file():
+            return candidate
+    return None
+
+
+def bake_env() -> dict[str, str]:
+    """Environment of the role's commands in the bake container (docker exec only: not committed)."""
+    env = {"PIP_CACHE_DIR": f"{BAKE_MOUNT_DIR}/pip", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    if host_ca():
+        env["PIP_CERT"] = f"{BAKE_MOUNT_DIR}/ca.crt"
+    for name in ("PIP_INDEX_URL", "PIP_DEFAULT_TIMEOUT"):
+        if os.environ.get(name):
+            env[name] = os.environ[name]
+    return env
+
+
+def wait_booted(container: str, timeout: float = BOOT_TIMEOUT) -> str:
+    """Until systemd in ``container`` finished booting: ``running``, or ``degraded (<failed units>)``.
+
+    ``systemctl is-system-running --wait`` waits while systemd starts; right after
+    ``docker run`` it may not answer yet (``offline``): asked again until the deadline.
+    """
+    deadline = time.monotonic() + timeout
+    state = ""
+    while True:
+        left = max(1, int(deadline - time.monotonic()))
+        result = subprocess.run(  # noqa: S603 - fixed program
+            ["docker", "exec", container, "timeout", str(left), "systemctl", "is-system-running", "--wait"],
+            capture_output=True,
+            text=True,
+            timeout=left + 30,
+            check=False,
+        )
+        state = result.stdout.strip() or result.stderr.strip()
+        if state in ("running", "degraded") or time.monotonic() >= deadline:
+            break
+        time.sleep(0.1)
+    if state == "running":
+        return state
+    failed = docker("exec", container, "systemctl", "--failed", "--no-legend", "--plain", check=False).strip()
+    if state == "degraded":
+        return f"degraded ({failed})"
+    raise SandboxError(
+        f"systemd in {container} did not finish booting within {timeout:.0f}s (state {state!r}); "
+        f"failed units: {failed or 'none'}"
+    )
+
+
+class SystemdImage:
+    """The base image with Debian's systemd as PID 1 (see the module doc); molecule runs on it too."""
+
+    def __init__(self, config: Config, log=print) -> None:
+        self.config = config
+        self.log = log
+
+    def key(self) -> str:
+        return _digest(SYSTEMD_RECIPE, json.dumps(SYSTEMD_COMMIT), SYSTEMD_STOP, base_image_id(self.config))
+
+    @property
+    def tag(self) -> str:
+        return f"mlops-sandbox/systemd:{self.key()}"
+
+    def ensure(self) -> tuple[str, bool]:
+        """The tag, built when missing (under the machine's build lock); True when built now."""
+        with build_lock(self.config):
+            return self._ensure()
+
+    def _ensure(self) -> tuple[str, bool]:
+        tag = self.tag
+        if image_exists(tag):
+            return tag, False
+        self.log(f"building {tag}: {', '.join(SYSTEMD_PACKAGES)} on {self.config.base_image}")
+        bake = _Bake(self.config, self.log, f"mlops-bake-{self.config.name}-systemd", self.config.base_image, (), False)
+        committed = f"{tag}-commit"
+        bake.run(
+            committed,
+            [("systemd installed", lambda name: docker("exec", name, "sh", "-c", SYSTEMD_RECIPE, timeout=900))],
+            (*SYSTEMD_COMMIT, f"LABEL io.mlops-deploy.systemd-key={self.key()}"),
+            f"systemd as PID 1 on {self.config.base_image}",
+        )
+        try:
+            _Builder(self.config, self.log).build(tag, SYSTEMD_STOP.format(parent=committed), {}, "systemd")
+        finally:
+            docker("image", "rm", committed, check=False)
+        return tag, True
+
+
+@contextlib.contextmanager
+def build_lock(config: Config):
+    """One image build at a time on the machine (every sandbox shares the cache)."""
+    config.cache_dir.mkdir(parents=True, exist_ok=True)
+    with open(config.cache_dir / "image-build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+class HostImage:
+    """An EC2 model host: the ``ec2_host`` role applied to the systemd image (see module doc)."""
+
+    def __init__(self, config: Config, log, role_dir: Path = ROLE_DIR, playbook: Path = PLAYBOOK) -> None:
+        self.config = config
+        self.log = log
+        self.role_dir = role_dir
+        self.playbook = playbook
+        self.logfile = config.log_dir / "image-build.log"
+        self.systemd = SystemdImage(config, log)
+        self._key: str | None = None
+
+    def variables(self) -> dict:
+        return bake_variables(lock_pins())
+
+    def key(self) -> str:
+        if self._key is None:
+            self._key = bake_key(self.role_dir, self.playbook, self.variables(), self.systemd.key(), controller_tools())
+        return self._key
+
+    @property
+    def tag(self) -> str:
+        return f"mlops-sandbox/host:{self.key()}"
+
+    def build(self, tag: str) -> None:
+        """Bake: a container from the systemd image, booted, the role applied to it, committed as ``tag``."""
+        self.systemd._ensure()
+        self.config.log_dir.mkdir(parents=True, exist_ok=True)
+        self.log(f"baking {tag}: playbooks/ec2_host.yml on {self.systemd.tag} (log: {self.logfile})")
+        bake = _Bake(
+            self.config, self.log, f"mlops-bake-{self.config.name}-{self.key()}", self.systemd.tag,
+            BAKE_RUN_OPTIONS, True,
+        )  # fmt: skip
+        bake.run(
+            tag,
+            [
+                ("role", lambda name: self._apply_role(name, tag)),
+                ("clean-up", lambda name: docker("exec", name, "sh", "-c", BAKE_CLEANUP)),
+            ],
+            (
+                *SYSTEMD_COMMIT,
+                "LABEL org.opencontainers.image.title=mlops-sandbox-host",
+                "LABEL io.mlops-deploy.baked-with=playbooks/ec2_host.yml",
+                f"LABEL io.mlops-deploy.bake-key={self.key()}",
+            ),
+            f"mlops.deploy.ec2_host applied to {self.systemd.tag} (playbooks/ec2_host.yml)",
+        )
 
     def _apply_role(self, name: str, tag: str) -> None:
         playbook_bin = Path(sys.executable).with_name("ansible-playbook")
@@ -330,7 +485,7 @@ class HostImage:
             raise SandboxError(
                 f"{playbook_bin} is missing: the bake needs Ansible beside the sandbox; run `make setup`"
             )
-        extra = {**self.variables(), "ansible_docker_extra_env": self._container_env()}
+        extra = {**self.variables(), "ansible_docker_extra_env": bake_env()}
         with tempfile.TemporaryDirectory(prefix="mlops-bake-") as tmp:
             root = Path(tmp)
             # The collection from this checkout, and no ansible.cfg but these settings.
@@ -392,22 +547,26 @@ class HostImage:
             fatal = [line for line in lines if line.startswith(("fatal:", "failed:")) and line not in tail]
             tail = "\n".join([*fatal[-3:], "...", *tail] if fatal else tail)
             raise SandboxError(
-                f"baking the host image {tag} {why}: playbooks/ec2_host.yml on {self.config.base_image}; "
+                f"baking the host image {tag} {why}: playbooks/ec2_host.yml on {self.systemd.tag}; "
                 f"no image was tagged and the bake container is removed. Ansible's output (log {self.logfile}):\n{tail}"
             )
 
 
 class InstanceImage:
-    """The image instance containers run: ``full`` on the host image, ``light`` on the base image."""
+    """The image instance containers run: ``full`` on the host image (systemd, the agent and
+    the metadata service as units), ``light`` on the base image (a small init as PID 1)."""
+
+    RECIPES = {"full": "instance-systemd.Dockerfile", "light": "instance.Dockerfile"}
 
     def __init__(self, config: Config, kind: str, log=print) -> None:
-        if kind not in ("full", "light"):
+        if kind not in self.RECIPES:
             raise SandboxError(f"no image for instance kind {kind!r}")
         self.config = config
         self.kind = kind
         self.log = log
         self.host = HostImage(config, log) if kind == "full" else None
-        self.recipe = (RECIPES / "instance.Dockerfile").read_text()
+        self.recipe = (RECIPES / self.RECIPES[kind]).read_text()
+        self.files = {"agent": AGENT_DIR, **({"units": UNITS_DIR} if kind == "full" else {})}
 
     def _parent(self) -> tuple[str, str]:
         if self.host is not None:
@@ -416,15 +575,13 @@ class InstanceImage:
 
     @property
     def tag(self) -> str:
-        parent, parent_key = self._parent()
-        agent = [_file_digest(p) for p in sorted(AGENT_DIR.glob("*.py"))]
-        return f"mlops-sandbox/instance-{self.kind}:{_digest(self.recipe, parent_key, *agent)}"
+        _parent, parent_key = self._parent()
+        layer = [_file_digest(p) for d in self.files.values() for p in sorted(d.glob("*")) if p.suffix != ".pyc"]
+        return f"mlops-sandbox/instance-{self.kind}:{_digest(self.recipe, parent_key, *layer)}"
 
     def ensure(self) -> tuple[str, bool]:
         """The image tag, built when missing; True when it was built now."""
-        self.config.cache_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.config.cache_dir / "image-build.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # one build at a time on the machine
+        with build_lock(self.config):
             tag = self.tag
             if image_exists(tag):
                 return tag, False
@@ -432,5 +589,5 @@ class InstanceImage:
                 self.host.build(self.host.tag)
             parent, _key = self._parent()
             dockerfile = self.recipe.replace("{{PARENT_IMAGE}}", parent).replace("{{KIND}}", self.kind)
-            _Builder(self.config, self.log).build(tag, dockerfile, {"agent": AGENT_DIR}, f"{self.kind} instance")
+            _Builder(self.config, self.log).build(tag, dockerfile, self.files, f"{self.kind} instance")
             return tag, True

@@ -13,7 +13,19 @@ from .process import Daemon, SandboxError, free_port, http_ok, sandbox_pids, sto
 
 MARKER = "mlops_sandbox.moto_main"
 # What the server runs besides moto itself: a running server older than these is restarted.
-CODE = ("moto_main.py", "moto_ecs.py", "moto_record.py", "arns.py", "calls.py", "config.py")
+CODE = (
+    "moto_main.py",
+    "moto_ecs.py",
+    "moto_record.py",
+    "arns.py",
+    "calls.py",
+    "config.py",
+    "listen.py",
+    "moto_ecs_tasks.py",
+    "ecs_relay.py",
+    "moto_events.py",
+    "containers.py",
+)
 
 
 def code_digest() -> str:
@@ -56,8 +68,6 @@ class MotoServer:
                 MARKER,
                 "--sandbox",
                 self.config.name,
-                "-H",
-                self.config.bind_host,
                 "-p",
                 str(self.config.moto_port),
             ],

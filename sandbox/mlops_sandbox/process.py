@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import os
 import signal
 import subprocess
@@ -39,35 +41,61 @@ def cmdline(pid: int) -> str:
         return ""
 
 
-def listening_pids(port: int) -> set[int]:
-    """PIDs of processes with a TCP socket listening on ``port`` (any address), from /proc."""
-    inodes: set[str] = set()
+def _hex_address(text: str) -> tuple[str, int]:
+    """``0100007F:1F90`` (a /proc/net/tcp address) as ("127.0.0.1", 8080); tcp6 addresses too."""
+    host, port = text.rsplit(":", 1)
+    raw = bytes.fromhex(host)
+    # The kernel prints each 32-bit word of the address in host (little-endian) order.
+    packed = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
+    return str(ipaddress.ip_address(packed)), int(port, 16)
+
+
+def listen_table() -> dict[str, tuple[str, int]]:
+    """Every listening TCP socket of the machine's network namespace: inode -> (address, port)."""
+    found: dict[str, tuple[str, int]] = {}
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
             with open(table, encoding="ascii") as fh:
                 next(fh)
                 for line in fh:
                     parts = line.split()
-                    local, state, inode = parts[1], parts[3], parts[9]
-                    if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:
-                        inodes.add(inode)
+                    if parts[3] == "0A":
+                        found[parts[9]] = _hex_address(parts[1])
         except OSError:
             continue
+    return found
+
+
+def _socket_inodes(pid: int | str) -> set[str]:
+    inodes = set()
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if target.startswith("socket:["):
+                    inodes.add(target[8:-1])
+    except OSError:
+        pass
+    return inodes
+
+
+def listening_pids(port: int) -> set[int]:
+    """PIDs of processes with a TCP socket listening on ``port`` (any address), from /proc."""
+    inodes = {inode for inode, (_addr, at) in listen_table().items() if at == port}
     if not inodes:
         return set()
-    pids: set[int] = set()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            for fd in os.listdir(f"/proc/{entry}/fd"):
-                target = os.readlink(f"/proc/{entry}/fd/{fd}")
-                if target.startswith("socket:[") and target[8:-1] in inodes:
-                    pids.add(int(entry))
-                    break
-        except OSError:
-            continue
-    return pids
+    return {int(entry) for entry in os.listdir("/proc") if entry.isdigit() and _socket_inodes(entry) & inodes}
+
+
+def listen_addresses(pid: int) -> set[tuple[str, int]]:
+    """(address, port) of every TCP socket ``pid`` listens on."""
+    table = listen_table()
+    return {table[inode] for inode in _socket_inodes(pid) if inode in table}
+
+
+def listening_on(address: str, port: int) -> bool:
+    """Whether some process listens on ``address``:``port`` itself (not a wildcard)."""
+    return (address, port) in set(listen_table().values())
 
 
 def sandbox_pids(module: str, sandbox: str) -> list[int]:

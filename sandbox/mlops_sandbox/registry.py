@@ -9,9 +9,10 @@ endpoint real on the machine:
   the host's engine trusts it; sandbox instances copy it into their own engine);
 - ``htpasswd -B`` authentication with user ``AWS`` and moto's password, so
   ``docker login`` with the token moto returns works and any other password is refused;
-- listening on all addresses, port 443, the host name mapped in ``/etc/hosts`` to the
-  Docker bridge gateway, an address the host and every container reach alike
-  (instances get the same mapping with ``--add-host <ecr_host>:<gateway>``).
+- port 443, on ``127.0.0.1`` itself and, through the relay (relay.py), on the gateways
+  of the Docker bridges (listen.py), nothing else; the host name mapped in ``/etc/hosts``
+  to the default bridge's gateway, which the host and its engine reach (instances map it
+  to their own network's gateway with ``--add-host <ecr_host>:<gateway>``).
 
 Port 443 and the host name are machine-wide, so only one sandbox on a machine runs the
 registry; the others set ``MLOPS_SANDBOX_REGISTRY=0``. ``down`` stops the process and
@@ -39,8 +40,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from . import containers
 from .config import Config
 from .process import Daemon, SandboxError, free_port, wait_until
+from .relay import Relay, registry_address
 
 USER = "AWS"
 HOSTS_FILE = Path("/etc/hosts")
@@ -107,31 +110,7 @@ def bridge_gateway_ip() -> str:
     It reaches the host from the host itself and from every container, so one
     mapping of the registry's name serves both.
     """
-    try:
-        out = subprocess.run(
-            ["docker", "network", "inspect", "bridge", "--format", "{{json .}}"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=True,
-        ).stdout
-    except (OSError, subprocess.SubprocessError) as exc:
-        raise SandboxError(f"cannot inspect Docker's bridge network ({exc}); is the engine running?") from exc
-    network = json.loads(out)
-    for conf in (network.get("IPAM") or {}).get("Config") or []:
-        if conf.get("Gateway"):
-            return conf["Gateway"]
-    # The default bridge often lists only its subnet: the gateway is the bridge's address.
-    iface = (network.get("Options") or {}).get("com.docker.network.bridge.name", "docker0")
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        out = subprocess.run(
-            ["ip", "-4", "-o", "addr", "show", "dev", iface], capture_output=True, text=True, timeout=10, check=True
-        ).stdout
-        for word in out.split():
-            if "/" in word:
-                with contextlib.suppress(ValueError):
-                    return str(ipaddress.ip_interface(word).ip)
-    raise SandboxError(f"cannot find the address of Docker's bridge ({iface}); is the engine running?")
+    return containers.default_bridge().gateway
 
 
 def engine_resolves(address: str) -> bool:
@@ -275,6 +254,7 @@ class Registry:
         self.dir = config.registry_dir
         self.daemon = Daemon("registry", config.state_dir, config.log_dir)
         self.config_file = self.dir / "mlops-sandbox-registry.yml"
+        self.relay = Relay(config)
 
     @property
     def certs_d_entry(self) -> Path:
@@ -310,21 +290,52 @@ class Registry:
             raise SandboxError(f"htpasswd failed: {result.stderr.strip()}")
         _write_private(path, result.stdout.strip().encode() + b"\n")
 
-    def _write_config(self) -> None:
-        settings = {
+    def settings(self) -> dict:
+        """The registry's configuration, but for its random HTTP secret."""
+        return {
             "version": 0.1,
             "log": {"level": "info", "formatter": "text", "fields": {"service": "registry"}},
             "storage": {"filesystem": {"rootdirectory": str(self.dir / "data")}, "delete": {"enabled": True}},
             "http": {
-                "addr": f"{self.config.bind_host}:{self.config.registry_port}",
-                "secret": secrets.token_hex(16),
+                "addr": self._addr(),
                 "tls": {"certificate": str(self.dir / "server.crt"), "key": str(self.dir / "server.key")},
                 "headers": {"X-Content-Type-Options": ["nosniff"]},
             },
             "auth": {"htpasswd": {"realm": "mlops-sandbox-ecr", "path": str(self.dir / "htpasswd")}},
+            # Pushes become ECR's "ECR Image Action" events (ssm/ecr_events.py); the SSM
+            # service is on this machine, reached on the loopback.
+            "notifications": {
+                "endpoints": [
+                    {
+                        "name": "mlops-sandbox-ecr-events",
+                        "url": f"{self.config.ssm_url}/_sandbox/ecr/events",
+                        "headers": {"Content-Type": ["application/json"]},
+                        "timeout": "5s",
+                        "threshold": 5,
+                        "backoff": "1s",
+                        "ignore": {"actions": ["pull"]},
+                    }
+                ]
+            },
         }
+
+    def _write_config(self) -> None:
+        settings = self.settings()
+        settings["http"]["secret"] = secrets.token_hex(16)
         # JSON is YAML; the registry reads either.
         self.config_file.write_text(json.dumps(settings, indent=2) + "\n")
+
+    def _addr(self) -> str:
+        return f"{registry_address(self.config)}:{self.config.registry_port}"
+
+    def _config_current(self) -> bool:
+        """Whether the running registry was started with today's settings."""
+        try:
+            written = json.loads(self.config_file.read_text())
+        except (OSError, ValueError):
+            return False
+        written.get("http", {}).pop("secret", None)
+        return written == self.settings()
 
     def _update_hosts(self, gateway: str) -> bool:
         try:
@@ -349,8 +360,10 @@ class Registry:
         self.dir.mkdir(parents=True, exist_ok=True)
         ca, ca_key = ensure_ca(self.dir, self.config.name)
         reissued = ensure_server_cert(self.dir, ca, ca_key, host, sorted({"127.0.0.1", gateway}))
-        running = self.daemon.pid() is not None and self.healthy()
+        running = self.daemon.pid() is not None and self.healthy() and self._config_current()
         if not running or reissued:
+            # The relay holds the port on the bridges: it goes first, and comes back after.
+            self.relay.stop()
             self.daemon.stop()
             try:
                 free_port(port, str(self.config_file))
@@ -364,6 +377,7 @@ class Registry:
             (self.dir / "data").mkdir(exist_ok=True)
             pid = self.daemon.start(["docker-registry", "serve", str(self.config_file)])
             wait_until(self.healthy, 30, f"registry (pid {pid}) on :{port}", self.daemon.log_tail)
+        relayed = self.relay.up()
         hosts_changed = self._update_hosts(gateway)
         self._install_ca_for_engine()
         # Through the name, as every client will reach it, the engine included.
@@ -374,10 +388,11 @@ class Registry:
         state = "already up" if running and not reissued else "up"
         return (
             f"registry {state} at https://{self.config.registry_address} -> {gateway} (pid {self.daemon.pid()}, "
-            f"user {USER}, CA {self.config.registry_ca})"
+            f"user {USER}, CA {self.config.registry_ca}; {relayed})"
         )
 
     def down(self) -> str:
+        self.relay.stop()
         stopped = self.daemon.stop()
         with contextlib.suppress(SandboxError):
             free_port(self.config.registry_port, str(self.config_file))

@@ -242,3 +242,15 @@ def model_servers(ssm) -> list[str]:
     ids = sorted(i["InstanceId"] for i in found)
     assert len(ids) >= 1, "no Online model-server instance: is the sandbox up with its fleet?"
     return ids
+
+
+# Seconds of agent silence before ConnectionLost in tests that wait for it (AWS's 600 s,
+# the sandbox's default, is more than the suite can afford).
+FAST_CONNECTION_LOST = 10.0
+
+
+@pytest.fixture(scope="module")
+def fast_connection_lost(control):
+    """ConnectionLost after FAST_CONNECTION_LOST s of silence for this module, AWS's timing back afterwards."""
+    with control.timing(connection_lost_after=FAST_CONNECTION_LOST) as settings:
+        yield settings

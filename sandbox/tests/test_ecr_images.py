@@ -34,12 +34,13 @@ def aws_cli(sandbox_env, *args: str) -> subprocess.CompletedProcess:
 def pushed(tmp_path_factory):
     """A repository in moto with one image pushed to the registry under two tags."""
     config_dir = tmp_path_factory.mktemp("docker")
-    host, user, password = moto_login(CONFIG.moto_url, CONFIG.region)
+    _host, user, password = moto_login(CONFIG.moto_url, CONFIG.region)
     name = f"mlops-sandbox-selftest/ecr-{uuid.uuid4().hex[:6]}"
-    uri = ecr_client(CONFIG.moto_url, CONFIG.region).create_repository(repositoryName=name)["repository"][
-        "repositoryUri"
-    ]
-    assert docker(["login", "--username", user, "--password-stdin", host], config_dir, password).returncode == 0
+    ecr_client(CONFIG.moto_url, CONFIG.region).create_repository(repositoryName=name)
+    # moto's repositoryUri has no port; the registry is reached at registry_address (port unless 443).
+    uri = f"{CONFIG.registry_address}/{name}"
+    login = docker(["login", "--username", user, "--password-stdin", CONFIG.registry_address], config_dir, password)
+    assert login.returncode == 0, login.stderr
     tiny_image(f"{uri}:1", config_dir)
     push = docker(["push", f"{uri}:1"], config_dir)
     assert push.returncode == 0, push.stderr

@@ -1,13 +1,16 @@
-"""The full instances' host image is the ec2_host role's result, baked once per content.
+"""The full instances' host image is the ec2_host role's result, baked once per content,
+and the instances boot it as EC2 boots a host: systemd as PID 1.
 
 - ``bake_key``: what changes the bake's result (the role's tasks, defaults, templates, the
   playbook, the settings, the base image, the controller's Ansible) changes the key; the
   role's documentation and its molecule scenario do not. Plain values, no Docker.
 - The default fleet runs the image baked from this checkout's role: the toolset is the
   role's (the pinned virtualenv on the SSM PATH, compose, log rotation from the role's
-  defaults), the engine is the one the instance's boot started the role's way, and the
-  role applied again on an instance changes nothing -- a changed ``daemon.json`` restarts
-  that same engine through its pid file.
+  defaults); systemd runs the engine as ``docker.service`` (enabled by the role), the
+  sandbox's SSM agent as ``amazon-ssm-agent.service`` and the metadata service as units,
+  with their logs in the journal; a killed engine and a killed agent come back by
+  themselves; the role applied again on an instance changes nothing, and a changed
+  ``daemon.json`` restarts the engine through systemd (the role's handler).
 - A bake that fails tags no image, leaves no container behind and says why.
 """
 
@@ -38,7 +41,7 @@ from mlops_sandbox.images import (
 )
 from mlops_sandbox.process import SandboxError
 
-from .conftest import ROOT, run_on
+from .conftest import ROOT, run_on, wait_for
 
 TOOLS = {"ansible-core": "2.19.14", "ansible": "12.3.0"}
 BASE_ID = "sha256:" + "1" * 64
@@ -145,9 +148,11 @@ def test_model_server_carries_the_roles_result(ssm, model_servers):
             'echo "compose=$(docker compose version --short)"',
             "echo \"engine=$(docker info --format '{{.ServerVersion}} {{.LoggingDriver}}')\"",
             'echo "daemon_json=$(tr -d " \\n" < /etc/docker/daemon.json)"',
-            'echo "boot=$(ls /etc/rc2.d | grep docker)"',
-            'echo "dockerd=$(pgrep -x dockerd) pidfile=$(cat /var/run/docker-ssd.pid)"',
-            'echo "status=$(/etc/init.d/docker status)"',
+            'echo "units=$(systemctl is-enabled docker amazon-ssm-agent mlops-imds | tr "\\n" " ")"',
+            'echo "active=$(systemctl is-active docker amazon-ssm-agent mlops-imds | tr "\\n" " ")"',
+            'echo "dockerd=$(pgrep -x dockerd) mainpid=$(systemctl show -p MainPID --value docker)"',
+            'echo "pid1=$(cat /proc/1/comm) state=$(systemctl is-system-running)"',
+            'echo "restart=$(systemctl show -p Restart --value amazon-ssm-agent)"',
         ],
     )
     facts = _facts(out)
@@ -167,11 +172,14 @@ def test_model_server_carries_the_roles_result(ssm, model_servers):
         "max-size": defaults["ec2_host_docker_log_max_size"],
         "max-file": str(defaults["ec2_host_docker_log_max_file"]),
     }
-    assert re.fullmatch(r"S\d\ddocker", facts["boot"])
-    # One engine, started at boot the role's way: its pid file names it, the init script sees it.
-    dockerd, pidfile = re.fullmatch(r"(\d+) pidfile=(\d+)", facts["dockerd"]).groups()
-    assert dockerd == pidfile
-    assert facts["status"] == "Docker is running."
+    # systemd boots the instance; the engine is the role's docker.service, the agent a unit
+    # that comes back whatever ends it, as amazon-ssm-agent's does.
+    assert facts["pid1"] == "systemd state=running"
+    assert facts["units"].split() == ["enabled", "enabled", "enabled"]
+    assert facts["active"].split() == ["active", "active", "active"]
+    dockerd, mainpid = re.fullmatch(r"(\d+) mainpid=(\d+)", facts["dockerd"]).groups()
+    assert dockerd == mainpid
+    assert facts["restart"] == "always"
 
 
 def test_instances_of_one_image_have_engines_of_their_own_identity(ssm, model_servers):
@@ -214,39 +222,92 @@ def _recap(result: subprocess.CompletedProcess) -> dict[str, int]:
     return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", line)}
 
 
-def _engine(container: str) -> tuple[list[str], str, str]:
+def _engine(container: str) -> tuple[list[str], str, str, int]:
+    """dockerd's pids, docker.service's MainPID, daemon.json, the unit's restart count."""
     out = containers.docker(
         "exec",
         container,
         "sh",
         "-c",
-        "pgrep -x dockerd | tr '\\n' ' '; echo; cat /var/run/docker-ssd.pid; "
-        "docker info --format '{{.ServerVersion}}'; tr -d ' \\n' < /etc/docker/daemon.json",
+        "pgrep -x dockerd | tr '\\n' ' '; echo; systemctl show -p MainPID --value docker; "
+        "docker info --format '{{.ServerVersion}}'; tr -d ' \\n' < /etc/docker/daemon.json; echo; "
+        "systemctl show -p NRestarts --value docker",
     )
-    pids, pidfile, _version, daemon_json = out.splitlines()
-    return pids.split(), pidfile.strip(), daemon_json
+    pids, mainpid, _version, daemon_json, restarts = out.splitlines()
+    return pids.split(), mainpid.strip(), daemon_json, int(restarts)
+
+
+def _journal(container: str, unit: str, since: str | None = None) -> str:
+    args = ["journalctl", "--no-pager", "-o", "cat", "-u", unit]
+    return containers.docker("exec", container, *args, *(["--since", since] if since else []))
 
 
 def test_role_applied_again_on_an_instance(control):
-    """The image is the role's result (nothing to change), and the role drives the instance's engine."""
+    """The image is the role's result (nothing to change), and the role drives the instance's
+    engine through systemd: its restart handler restarts docker.service."""
     with control.fleet("full", 1, name=f"reapply-{uuid.uuid4().hex[:6]}") as found:
         container = found[0]["container"]
-        pids, pidfile, _json = _engine(container)
-        assert pids == [pidfile]
+        pids, mainpid, _json, _restarts = _engine(container)
+        assert pids == [mainpid]
 
         assert _recap(_apply_role(container))["changed"] == 0
 
         result = _apply_role(container, ec2_host_docker_log_max_size="20m")
         assert _recap(result)["changed"] > 0
         assert re.search(
-            r"RUNNING HANDLER \[mlops\.deploy\.ec2_host : Stop dockerd \(no systemd\)\][^\n]*\nchanged", result.stdout
+            r"RUNNING HANDLER \[mlops\.deploy\.ec2_host : Restart the Docker engine with systemd\][^\n]*\nchanged",
+            result.stdout,
         )
-        after, after_pidfile, daemon_json = _engine(container)
-        # The same engine restarted, once: a new process, named by the pid file, with the new settings.
+        after, after_mainpid, daemon_json, _restarts = _engine(container)
+        # The same unit restarted, once: a new process, systemd's main one, with the new settings.
         assert len(after) == 1
         assert after != pids
-        assert after == [after_pidfile]
+        assert after == [after_mainpid]
         assert json.loads(daemon_json)["log-opts"]["max-size"] == "20m"
+        journal = _journal(container, "docker.service")
+        assert journal.count("Stopped docker.service") == 1, journal[-2000:]
+
+
+def test_killed_engine_and_agent_come_back_by_themselves(control, ssm):
+    """What systemd does for a host that AWS's init never did here: a dockerd killed with
+    SIGKILL is restarted (docker.service, Restart=on-failure), so is the agent (Restart=always);
+    both say so in the journal."""
+    with control.fleet("full", 1, name=f"restart-{uuid.uuid4().hex[:6]}") as found:
+        container, iid = found[0]["container"], found[0]["instance_id"]
+        pids, mainpid, _json, restarts = _engine(container)
+        containers.docker("exec", container, "kill", "-KILL", mainpid)
+
+        def engine_back():
+            now_pids, now_main, _j, now_restarts = _engine(container)
+            return now_main not in ("0", mainpid) and now_pids == [now_main] and now_restarts == restarts + 1
+
+        wait_for(lambda: _answers(engine_back), 60, "a new dockerd started by systemd")
+        assert "docker.service: Main process exited, code=killed, status=9/KILL" in _journal(container, "docker")
+
+        agent = _main_pid(container, "amazon-ssm-agent")
+        containers.docker("exec", container, "kill", "-KILL", agent)
+        wait_for(
+            lambda: _answers(lambda: _main_pid(container, "amazon-ssm-agent") not in ("0", agent)),
+            60,
+            "the SSM agent started again by systemd",
+        )
+        journal = _journal(container, "amazon-ssm-agent")
+        assert "amazon-ssm-agent.service: Scheduled restart job" in journal, journal[-2000:]
+        # The agent it started polls again: a command runs there.
+        assert run_on(ssm, iid, ["echo back"]).strip() == "back"
+        assert f"agent: instance {iid}" in journal
+
+
+def _main_pid(container: str, unit: str) -> str:
+    return containers.docker("exec", container, "systemctl", "show", "-p", "MainPID", "--value", unit).strip()
+
+
+def _answers(check):
+    """``check()``, False while a ``docker exec`` fails (the engine or the unit restarting)."""
+    try:
+        return check()
+    except SandboxError:
+        return False
 
 
 # -- a failed bake ----------------------------------------------------------------------------

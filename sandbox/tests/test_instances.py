@@ -105,7 +105,7 @@ def test_registry_contract_inside_full_instances(ssm, model_servers):
         ],
     )
     address, gateway, ca_digest = out.splitlines()
-    assert address == gateway  # the Docker bridge gateway: the host, where the registry listens on 443
+    assert address == gateway  # its network's gateway: the host, where the registry listens (listen.py)
     if config.registry_ca.is_file():
         assert ca_digest == hashlib.sha256(config.registry_ca.read_bytes()).hexdigest()[:16]
 

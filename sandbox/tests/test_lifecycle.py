@@ -139,6 +139,9 @@ def test_bring_up_from_nothing_then_teardown_leaves_nothing(sandbox_cli):
     ).stdout.strip()
     assert subnet == sandbox_cli.env["MLOPS_SANDBOX_CIDR"]
     ecr_host = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
+    # The CA is trusted under the registry's address: its name, with the port unless 443.
+    registry_port = sandbox_cli.env.get("MLOPS_SANDBOX_REGISTRY_PORT", "443")
+    certs_name = ecr_host if registry_port == "443" else f"{ecr_host}:{registry_port}"
     inside = subprocess.run(
         [
             "docker",
@@ -146,7 +149,7 @@ def test_bring_up_from_nothing_then_teardown_leaves_nothing(sandbox_cli):
             objects["containers"][0],
             "sh",
             "-c",
-            f"cat /etc/docker/certs.d/{ecr_host}/ca.crt; getent hosts {ecr_host}",
+            f"cat /etc/docker/certs.d/{certs_name}/ca.crt; getent hosts {ecr_host}",
         ],
         capture_output=True,
         text=True,

@@ -14,7 +14,7 @@ import pytest
 
 from mlops_sandbox import registry
 from mlops_sandbox.config import Config
-from mlops_sandbox.process import listening_pids
+from mlops_sandbox.process import listen_addresses, listening_pids
 
 from .conftest import free_tcp_port
 
@@ -73,8 +73,9 @@ def test_login_push_pull_with_motos_token(tmp_path):
         "repositoryUri"
     ]
     assert uri == f"{CONFIG.ecr_host}/{name}"
-    ref = f"{uri}:1"
-    login = docker(["login", "--username", user, "--password-stdin", host], tmp_path, password)
+    # moto names the registry without a port; clients add it unless it is 443 (registry_address).
+    ref = f"{CONFIG.registry_address}/{name}:1"
+    login = docker(["login", "--username", user, "--password-stdin", CONFIG.registry_address], tmp_path, password)
     assert login.returncode == 0, login.stderr
     assert "Login Succeeded" in login.stdout
     try:
@@ -92,7 +93,9 @@ def test_login_push_pull_with_motos_token(tmp_path):
 
 @needs_registry
 def test_wrong_password_is_refused(tmp_path):
-    login = docker(["login", "--username", "AWS", "--password-stdin", CONFIG.ecr_host], tmp_path, "not-the-token")
+    login = docker(
+        ["login", "--username", "AWS", "--password-stdin", CONFIG.registry_address], tmp_path, "not-the-token"
+    )
     assert login.returncode != 0
     assert "401 Unauthorized" in login.stderr
     config = tmp_path / "config.json"  # docker writes it only when a login succeeds
@@ -108,11 +111,11 @@ def test_name_and_trust_are_set_up_for_host_and_instances():
     assert CONFIG.registry_ca == CONFIG.state_dir / "registry" / "ca.crt"
     ca = CONFIG.registry_ca.read_bytes()
     assert ca.startswith(b"-----BEGIN CERTIFICATE-----")
-    # docker's rule: certs.d/<host> for port 443, certs.d/<host>:<port> for another.
     assert Path(f"/etc/docker/certs.d/{CONFIG.registry_address}/ca.crt").read_bytes() == ca
     # TLS through the name, verified with that CA, asking for credentials.
-    status = registry.registry_http_status(CONFIG.ecr_host, CONFIG.registry_port, CONFIG.ecr_host, CONFIG.registry_ca)
-    assert status == 401
+    assert (
+        registry.registry_http_status(CONFIG.ecr_host, CONFIG.registry_port, CONFIG.ecr_host, CONFIG.registry_ca) == 401
+    )
 
 
 def test_hosts_block_is_added_replaced_and_removed_alone():
@@ -146,14 +149,21 @@ def test_a_second_registry_on_its_own_port_comes_and_goes(sandbox_cli, tmp_path)
     assert up.returncode == 0, up.stderr
     assert f"registry up at https://{host}:{port}" in up.stdout
     pid = int((sandbox_cli.state_dir / "registry.pid").read_text())
-    assert listening_pids(port) == {pid}
+    relay = int((sandbox_cli.state_dir / "registry-relay.pid").read_text())
+    # The registry on loopback, its relay on the bridges (listen.py): nothing else on the port.
+    assert listening_pids(port) == {pid, relay}
+    assert listen_addresses(pid) == {("127.0.0.1", port)}
+    assert ("0.0.0.0", port) not in listen_addresses(relay)
+    assert (registry.bridge_gateway_ip(), port) in listen_addresses(relay)
     assert f"{registry.bridge_gateway_ip()} {host}" in Path("/etc/hosts").read_text()
     assert certs_d.read_bytes() == (sandbox_cli.state_dir / "registry" / "ca.crt").read_bytes()
 
     again = sandbox_cli("up")
     assert again.returncode == 0, again.stderr
     assert "registry already up" in again.stdout
+    assert "relay already up" in again.stdout
     assert int((sandbox_cli.state_dir / "registry.pid").read_text()) == pid
+    assert int((sandbox_cli.state_dir / "registry-relay.pid").read_text()) == relay
 
     moto_url = f"http://127.0.0.1:{sandbox_cli.port}"
     proxy, user, password = moto_login(moto_url, "eu-central-1")

@@ -39,9 +39,10 @@ def fleet(control):
 
 
 @pytest.fixture(scope="module", autouse=True)
-def stalled(control, ssm, fleet):
+def stalled(control, ssm, fleet, fast_connection_lost):
     """Start the slow cases first (their waits overlap the other tests): an offline
-    instance, and one killed while it runs a command."""
+    instance, and one killed while it runs a command (ConnectionLost after 10 s of silence
+    here, not AWS's minutes)."""
     offline, killed = fleet[6], fleet[7]
     control.offline([offline])
     control.kill([killed], on="start", after=1)

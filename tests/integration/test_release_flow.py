@@ -11,7 +11,17 @@ the sandbox's ECR. The scenarios build on each other, in file order:
 4. a tampered bundle in S3 is refused on the instance, nothing changes;
 5. two runs at once: the second is refused, naming the holder of the lock;
 6. an offline instance is caught before anything is sent, and named;
-7. a second release, then playbooks/rollback.yml: back on the first; the history shows both.
+7. an instance killed as its deploy starts (still Online at pre-flight): the release fails
+   naming it, in bounded time (a minute or two, not the rollout's timeout); the others are
+   put back on the first release;
+8. a second release, then playbooks/rollback.yml: back on the first; the history shows both;
+9. the endpoints' tests expecting another answer fail, naming each URL.
+
+The SSM service keeps AWS's ConnectionLost delay (600 s) by default; the scenarios that
+need an agent to go ConnectionLost set it shorter for their run (``Sandbox.timing``).
+Each failure is asserted as a person reads it: one block of a few lines (the failing
+task's message), the container's own log line as a line of its own, no output line over
+300 characters without -v; with -v the full results are there too.
 """
 
 from __future__ import annotations
@@ -19,6 +29,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -138,6 +149,31 @@ def assert_ok(result) -> None:
     assert result.returncode == 0, output(result)[-8000:]
 
 
+LINE_MAX = 300  # characters of any output line without -v
+ERROR = "[ERROR]: Task failed: Action failed: "
+
+
+def failure_block(result, most: int) -> list[str]:
+    """What a person reads of a failed run: the one failing task's report, from its
+    [ERROR] line to Ansible's "Origin:" pointer, at most ``most`` lines; and no output
+    line longer than LINE_MAX, no task result dumped in full before it."""
+    text = output(result)
+    assert result.returncode != 0, text
+    lines = text.splitlines()
+    starts = [n for n, line in enumerate(lines) if line.startswith("[ERROR]: ")]
+    assert len(starts) == 1, f"one failing task tells the failure, not {len(starts)}:\n{text[-8000:]}"
+    start = starts[0]
+    assert lines[start].startswith(ERROR), lines[start]
+    end = next(n for n in range(start, len(lines)) if lines[n].startswith("Origin: "))
+    block = [lines[start][len(ERROR) :], *lines[start + 1 : end]]
+    assert len(block) <= most, "\n".join(block)
+    longest = max(lines, key=len)
+    assert len(longest) <= LINE_MAX, f"a line of {len(longest)} characters: {longest[:400]}"
+    for key in ("stdout_tail:", "output_lines:", "command_ids:"):  # the rollout's result, shown only with -v
+        assert key not in text, f"{key} is in the output without -v:\n{text[-8000:]}"
+    return block
+
+
 def build_variant(client: RegistryClient, tag: str, version: str | None, broken: bool, work: Path) -> str:
     """The demo's model API image with a model of ``version`` (retrained) or a model file
     that does not load (``broken``: the API answers /health with 503), pushed as ``tag``."""
@@ -225,14 +261,25 @@ def test_3_unhealthy_image_stops_at_the_canary_and_rolls_it_back(fleet):
     before = {i: fleet.api_container(i) for i in fleet.instances}
     commands = {i: fleet.commands_for(i) for i in fleet.instances}
     result = fleet.play(SITE, "-e", tag(fleet, "broken"))
-    text = output(result)
-    assert result.returncode != 0, text
-    assert "failed in local; the rollout stopped. 1 instance(s) had received it" in text
-    assert f"they are back on {fleet.first_release}" in text
-    assert "did not load" in text  # the failing container's own log line, through SSM/CloudWatch
+    block = failure_block(result, 15)
+    assert re.match(
+        r"^Release r-[0-9a-f]{12} of titanic failed in local at batch 1/3 \(the canary\): 1 of 1 instance", block[0]
+    )
+    canary_line = next(line for line in block if line.startswith("  i-"))
+    assert ", deploy of titanic: deploy of titanic unhealthy: titanic-api-1 (api) is unhealthy" in canary_line
+    # The failing container's own log line (through SSM and CloudWatch), as a line of its own.
+    assert any(
+        re.fullmatch(r'\s+\{"t": [0-9.]+, "error": "model /app/model/model.json did not load: \'features\'"\}', line)
+        for line in block
+    ), "\n".join(block)
     sent = [i for i in fleet.instances if fleet.commands_for(i) > commands[i]]
     assert len(sent) == 1, f"only the canary gets commands: {sent}"
     canary = sent[0]
+    assert canary_line.startswith(f"  {canary}, ")
+    assert f"Rolled back: {canary} back on {fleet.first_release}." in block
+    never = next(line for line in block if line.startswith("Never received it, unchanged: "))
+    assert never.endswith(" (batches 2-3).")
+    assert set(never.split(": ", 1)[1].split(" (")[0].split(", ")) == set(fleet.instances) - {canary}
     for instance in fleet.instances:
         assert fleet.answer(instance)["model_version"] == "titanic-logreg-1"  # the previous release serves
         if instance != canary:
@@ -254,13 +301,27 @@ def test_4_tampered_bundle_is_refused_on_the_instance(fleet):
     before = {i: fleet.api_container(i) for i in fleet.instances}
     fleet.s3.put_object(Bucket=bucket, Key=key, Body=tampered.getvalue(), Metadata=metadata)
     try:
-        result = fleet.play(SITE, "-e", f"release={fleet.first_release}")
+        # With -v: the block as without, and the full results too.
+        result = fleet.play(SITE, "-e", f"release={fleet.first_release}", "-v")
     finally:
         fleet.s3.put_object(Bucket=bucket, Key=key, Body=body, Metadata=metadata)
     text = output(result)
     assert result.returncode != 0, text
-    assert "bundle refused" in text
-    assert "compose/titanic.yml" in text
+    # The block is the [ERROR] that starts a line (with -v the rollout's result, printed
+    # before it, holds the instance's own [ERROR] lines inside its output tails).
+    lines = text.splitlines()
+    start = next(n for n, line in enumerate(lines) if line.startswith(ERROR))
+    end = next(n for n in range(start, len(lines)) if lines[n].startswith("Origin: "))
+    block = [lines[start][len(ERROR) :], *lines[start + 1 : end]]
+    assert len(block) <= 15, "\n".join(block)
+    assert re.fullmatch(
+        r"  i-[0-9a-f]{17}, bundle check: bundle refused: <bundle>: 1 changed \(sha256 differs from the manifest\): "
+        r"compose/titanic.yml",
+        block[1],
+    ), block[1]
+    # -v shows the rollout's whole result: every instance's state and its output from the instance.
+    for key in ("stdout_tail:", "command_ids:", "batches:", "status_details:", "MLOPS_DEPLOY_FAILED - (bundle check)"):
+        assert key in text, f"{key} is not in the output with -v"
     assert {i: fleet.api_container(i) for i in fleet.instances} == before
 
 
@@ -287,38 +348,82 @@ def test_5_a_second_run_is_refused_naming_the_holder(fleet):
         control.clear_faults()
         out = first.communicate(timeout=1200)[0]
     assert first.returncode == 0, out[-8000:]
-    text = output(second)
-    assert second.returncode != 0, text
     assert holder.get("owner") == "alice", f"the first run no longer held the lock when the second ended: {holder}"
-    assert "alice" in text
-    assert "lock" in text
+    block = failure_block(second, 6)
+    assert (
+        block[0]
+        == f"Release {fleet.first_release} of titanic was not deployed to local: another run holds its deploy lock."
+    )
+    assert block[1].startswith(f"  /mlops/local/deploy-lock is held by alice (run {holder['run_id']}, release ")
+    assert "release_force_unlock=true" in block[3]
 
 
 def test_6_an_offline_instance_is_caught_before_sending(fleet):
     control = Sandbox()
     victim = fleet.instances[-1]
     commands = {i: fleet.commands_for(i) for i in fleet.instances}
-    control.offline([victim])
-    try:
-        deadline = time.monotonic() + 120
-        while (
-            fleet.ssm.describe_instance_information(Filters=[{"Key": "InstanceIds", "Values": [victim]}])[
-                "InstanceInformationList"
-            ][0]["PingStatus"]
-            != "ConnectionLost"
-        ):
-            assert time.monotonic() < deadline, f"{victim} never went ConnectionLost"
-            time.sleep(1)
-        result = fleet.play(SITE, "-e", tag(fleet, "v1"))
-    finally:
-        control.online([victim])
-    text = output(result)
-    assert result.returncode != 0, text
-    assert victim in text
+    with control.timing(connection_lost_after=15):
+        control.offline([victim])
+        try:
+            result = wait_lost_then_play(fleet, victim)
+        finally:
+            control.online([victim])
+    block = failure_block(result, 8)
+    assert block[0].endswith(" of titanic was not sent in local:")
+    assert block[1:3] == [
+        "  1 instance cannot receive commands; nothing was sent:",
+        f"  {victim}: SSM agent lost its connection (PingStatus ConnectionLost)",
+    ]
     assert {i: fleet.commands_for(i) for i in fleet.instances} == commands  # nothing was sent
 
 
-def test_7_rollback_returns_to_the_previous_release(fleet):
+def wait_lost_then_play(fleet, victim):
+    """Once SSM says the victim's agent is ConnectionLost, the release of v1."""
+    deadline = time.monotonic() + 120
+    while (
+        fleet.ssm.describe_instance_information(Filters=[{"Key": "InstanceIds", "Values": [victim]}])[
+            "InstanceInformationList"
+        ][0]["PingStatus"]
+        != "ConnectionLost"
+    ):
+        assert time.monotonic() < deadline, f"{victim} never went ConnectionLost"
+        time.sleep(1)
+    return fleet.play(SITE, "-e", tag(fleet, "v1"))
+
+
+def test_7_an_instance_killed_mid_deploy_fails_the_release_naming_it_in_bounded_time(fleet):
+    control = Sandbox()
+    victim = fleet.instances[-1]  # not the canary (the first): the canary's batch goes through
+    lost_after = 20
+    with control.timing(connection_lost_after=lost_after):
+        # Killed 3 s into its deploy: pre-flight saw it Online, its invocation stays InProgress.
+        control.kill([victim], on="start", after=3)
+        try:
+            started = time.monotonic()
+            result = fleet.play(SITE, "-e", tag(fleet, "v2"))
+            took = time.monotonic() - started
+        finally:
+            control.clear_faults()
+            control.online([victim])  # boots it again
+    text = output(result)
+    note = f"release with {victim} killed mid-deploy failed after {took:.0f}s\n"
+    (RECORDS / "dead-host-detection.txt").write_text(note)
+    assert result.returncode != 0, text
+    assert f"{victim}: lost its SSM agent (ConnectionLost since" in text, text[-6000:]
+    assert "its invocation was cancelled" in text
+    # Bounded: the watcher looks once a minute, the agent is ConnectionLost 20 s after its
+    # last word; the whole run (build, canary, the batch, the rollback) well under the
+    # rollout's timeout (3600 s) and under the 965 s a dead host used to cost.
+    assert took < 400, f"the release took {took:.0f}s to fail"
+    assert f"back on {fleet.first_release}, except {victim}" in text
+    assert f"except {victim}, which cannot receive commands" in text
+    for instance in fleet.instances:
+        if instance != victim:
+            assert fleet.answer(instance)["model_version"] == "titanic-logreg-1"
+    assert fleet.history()[-1]["result"] == "failed"
+
+
+def test_8_rollback_returns_to_the_previous_release(fleet):
     deadline = time.monotonic() + 120
     while any(
         i["PingStatus"] != "Online" for i in fleet.ssm.describe_instance_information()["InstanceInformationList"]
@@ -341,3 +446,25 @@ def test_7_rollback_returns_to_the_previous_release(fleet):
     ids = [h["release_id"] for h in history]
     assert fleet.first_release in ids
     assert second_release in ids
+
+
+def test_9_failed_tests_name_each_url_what_came_back_and_what_was_expected(fleet):
+    """The endpoints' tests alone (release_test.yml), expecting what the model does not answer."""
+    endpoints = [
+        {
+            "name": "titanic", "hosts": "model-server", "image": "unused/titanic-api:v1", "port": 8080,
+            "health_path": "/health", "health_timeout": 300,
+            "test": {"path": "/predict", "body": JACK, "expect": {"prediction": 1}},
+        }
+    ]  # fmt: skip
+    result = fleet.play(ROOT / "playbooks" / "release_test.yml", "-e", json.dumps({"release_endpoints": endpoints}))
+    block = failure_block(result, 8)
+    assert block[0] == "The release of titanic is deployed in local, but its tests failed:"
+    assert block[1] == (
+        '  titanic, functional test: 3 of 3 URLs failed (expected status 200 with JSON containing {"prediction": 1}):'
+    )
+    for instance in fleet.instances:
+        assert (
+            f"    POST http://{fleet.ips[instance]}:8080/predict: the answer does not match expect_json: "
+            "$.prediction is 0, expected 1" in block
+        )

@@ -36,6 +36,8 @@ import xml.etree.ElementTree as ET  # noqa: N817, S405 - S3 listings from the sa
 from pathlib import Path
 
 ROOT = Path("/var/lib/amazon/ssm")
+# Where the agent says who it is: the sandbox stops (SIGSTOP) and resumes it by this pid.
+PID_FILE = Path("/run/mlops-agent.pid")
 REPORT_EVERY = 1.0
 KILLED = 137  # 128 + SIGKILL, what the agent reports for a timed-out or cancelled script
 
@@ -422,6 +424,7 @@ def main() -> int:
     if not endpoint:
         log("no SSM endpoint (MLOPS_SSM_ENDPOINT) in the environment")
         return 2
+    PID_FILE.write_text(f"{os.getpid()}\n")
     iid = instance_id()
     log(f"instance {iid}, SSM endpoint {endpoint}")
     Agent(endpoint, iid).loop()

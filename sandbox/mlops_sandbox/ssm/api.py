@@ -294,6 +294,7 @@ class Api:
 
     def list_commands(self, req: dict, account: str) -> dict:
         checks = self._filter_commands(req.get("Filters") or [], for_invocations=False)
+        now = time.time()
         with self.engine.lock:
             found = []
             for cmd in reversed(self.engine.commands.values()):
@@ -303,7 +304,8 @@ class Api:
                     continue
                 if req.get("InstanceId") and req["InstanceId"] not in cmd.invocations:
                     continue
-                status, details = cmd.status()
+                fanned_out = self.engine.timing.listed(cmd.requested, now)
+                status, details = cmd.status() if fanned_out else ("Pending", "Pending")
                 facts = {
                     "requested": cmd.requested,
                     "status": status,
@@ -312,15 +314,16 @@ class Api:
                     "stage": "Complete" if cmd.done else "Executing",
                 }
                 if all(check(facts) for check in checks):
-                    found.append(cmd)
+                    found.append((cmd, fanned_out))
             chunk, token = page(found, req, "commands")
-            answer: dict = {"Commands": [self._command(cmd) for cmd in chunk]}
+            answer: dict = {"Commands": [self._command(cmd, sending=not fanned_out) for cmd, fanned_out in chunk]}
         if token:
             answer["NextToken"] = token
         return answer
 
     def list_command_invocations(self, req: dict, account: str) -> dict:
         checks = self._filter_commands(req.get("Filters") or [], for_invocations=True)
+        now = time.time()
         with self.engine.lock:
             found = []
             for cmd in reversed(self.engine.commands.values()):
@@ -328,6 +331,8 @@ class Api:
                     continue
                 if req.get("CommandId") and cmd.id != req["CommandId"]:
                     continue
+                if not self.engine.timing.listed(cmd.requested, now):
+                    continue  # eventual consistency: not fanned out to its invocations yet
                 for inv in cmd.invocations.values():
                     if req.get("InstanceId") and inv.instance_id != req["InstanceId"]:
                         continue
@@ -350,7 +355,7 @@ class Api:
             cmd = self.engine.commands.get(req["CommandId"])
             cmd = cmd if cmd is not None and cmd.account == account else None
             inv = cmd.invocations.get(req["InstanceId"]) if cmd else None
-            if inv is None:
+            if inv is None or not self.engine.timing.listed(cmd.requested, time.time()):
                 raise SsmError("InvocationDoesNotExist", "")
             name = req.get("PluginName")
             if name:

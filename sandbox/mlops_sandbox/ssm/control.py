@@ -21,6 +21,7 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from .. import containers
@@ -59,6 +60,9 @@ class Control:
         self.provision_lock = threading.Lock()
         self._ami: dict[str, str] = {}
         self._subnet: dict[str, str] = {}
+        # Called with the network's gateway before containers start on it (the servers
+        # listen there; see listen.py).
+        self.on_network: Callable[[str], None] | None = None
 
     # -- views -------------------------------------------------------------------------
     def view(self, inst: Instance) -> dict:
@@ -192,6 +196,7 @@ class Control:
             found = ec2.describe_subnets(Filters=[{"Name": "tag:Name", "Values": [name]}])["Subnets"]
             if found:
                 self._subnet[account] = found[0]["SubnetId"]
+                vpc = found[0]["VpcId"]
             else:
                 tags = [{"ResourceType": "vpc", "Tags": [{"Key": "Name", "Value": name}]}]
                 vpc = ec2.create_vpc(CidrBlock=vpc_cidr, TagSpecifications=tags)["Vpc"]["VpcId"]
@@ -199,6 +204,9 @@ class Control:
                 self._subnet[account] = ec2.create_subnet(
                     VpcId=vpc, CidrBlock=cidr, AvailabilityZone=f"{self.config.region}a", TagSpecifications=tags
                 )["Subnet"]["SubnetId"]
+            # ECS tasks in awsvpc (Fargate) get an ENI with a private DNS name: moto needs
+            # the VPC's DNS hostnames for it, as a VPC for Fargate has them on AWS.
+            ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
         return self._subnet[account]
 
     def _attach_profile(self, instance_id: str, account: str | None = None) -> None:
@@ -236,6 +244,8 @@ class Control:
 
     def _start_containers(self, instances: list[Instance], image: str) -> None:
         gateway = containers.ensure_network(self.config)
+        if self.on_network:
+            self.on_network(gateway)
         with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
             errors = [f.exception() for f in [pool.submit(self._run_container, i, image, gateway) for i in instances]]
         failed = [str(e) for e in errors if e is not None]
@@ -276,9 +286,9 @@ class Control:
         if inst.kind == "full":
             volume = f"{inst.container}-docker"
             containers.docker("volume", "create", f"--label={cfg.label}", volume)
-            # /run a tmpfs, as on a host: each boot (a killed instance started again) begins
-            # without the pid files of the last one, which could name a live process now.
-            args += [*containers.DIND_OPTIONS, f"--volume={volume}:/var/lib/docker", containers.RUN_TMPFS]
+            # systemd as PID 1 (the image's command); /run a tmpfs, as on a host: each boot (a
+            # killed instance started again) begins without the state of the last one.
+            args += [*containers.DIND_OPTIONS, *containers.SYSTEMD_OPTIONS, f"--volume={volume}:/var/lib/docker"]
         else:
             args.append("--cap-add=NET_ADMIN")
         if not copy_ca:

@@ -10,6 +10,11 @@ manifest digests (``Docker-Content-Digest``), media types and sizes, with ECR's 
 pagination and errors. Repositories stay moto's (CreateRepository, DescribeRepositories
 and every other ECR action are forwarded to it); an image of a repository moto does not
 know is RepositoryNotFoundException, as on AWS.
+
+When the registry listens on another port than 443 (several sandboxes on one machine),
+GetAuthorizationToken is answered here too, with moto's token and the registry's real
+address as ``proxyEndpoint`` (``https://<host>:<port>``), so ``docker login`` with what ECR
+returns reaches it (``ecr_login``, the AWS CLI's ``get-login-password`` + the endpoint).
 """
 
 from __future__ import annotations
@@ -57,10 +62,14 @@ class EcrImages:
         return answer
 
     def handles(self, action: str) -> bool:
+        if action == "GetAuthorizationToken":
+            return self.config.registry_enabled and self.config.registry_port != 443
         return action in self.ACTIONS and self.config.registry_enabled
 
     def call(self, action: str, request: dict, account: str | None = None) -> dict:
         """``account``: the caller's; its own registry unless the request names another."""
+        if action == "GetAuthorizationToken":
+            return self._GetAuthorizationToken(request)
         repo = request.get("repositoryName")
         if not repo:
             raise SsmError("InvalidParameterException", "repositoryName is required")
@@ -73,6 +82,20 @@ class EcrImages:
         return getattr(self, "_" + action)(repo, request)
 
     # -- actions ---------------------------------------------------------------------------
+
+    def _GetAuthorizationToken(self, request: dict) -> dict:  # noqa: N802
+        token = base64.b64encode(f"AWS:{self.config.account_id}-auth-token".encode()).decode()
+        ids = request.get("registryIds") or [self.config.account_id]
+        return {
+            "authorizationData": [
+                {
+                    "authorizationToken": token,
+                    "expiresAt": round(time.time() + 12 * 3600),
+                    "proxyEndpoint": f"https://{self.config.registry_address.replace(self.config.account_id, i, 1)}",
+                }
+                for i in ids
+            ]
+        }
 
     def _DescribeImages(self, repo: str, request: dict) -> dict:  # noqa: N802
         images = self._images(repo)

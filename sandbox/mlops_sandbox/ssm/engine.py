@@ -23,6 +23,7 @@ from .cwlogs import LogWriter, default_group
 from .documents import Document, Step
 from .faults import Faults
 from .instances import Instance, Registry
+from .timing import Timing
 
 log = logging.getLogger("mlops_sandbox.ssm.engine")
 
@@ -134,14 +135,14 @@ class Engine:
         registry: Registry,
         faults: Faults,
         logs: LogWriter | None,
-        ping_timeout: float,
+        timing: Timing,
         on_kill: Callable[[Instance], None] | None = None,
     ) -> None:
         self.registry = registry
         self.lock = registry.lock
         self.faults = faults
         self.logs = logs
-        self.ping_timeout = ping_timeout
+        self.timing = timing
         self.on_kill = on_kill
         self.commands: dict[str, Command] = {}
         self.active: dict[str, Command] = {}
@@ -152,6 +153,11 @@ class Engine:
         self.wake = threading.Condition(self.lock)
         self.stopped = False
         self.thread = threading.Thread(target=self._loop, name="ssm-scheduler", daemon=True)
+
+    @property
+    def ping_timeout(self) -> float:
+        """Seconds of silence before an agent is ConnectionLost (a setting, see timing.py)."""
+        return self.timing.connection_lost_after
 
     def start(self) -> None:
         self.thread.start()

@@ -4,13 +4,17 @@
   actions are answered here; every other action (Parameter Store, documents, ...) is
   forwarded to moto as it came, so one endpoint serves all of SSM.
 - ``/_agent/poll``, ``/_agent/update``: the instances' agents.
-- ``/_sandbox/...``: instances, faults, API call counters, the call log (``GET
-  /_sandbox/calls/log?since=<epoch>``; see ``routes``), JSON in and out.
+- ``/_sandbox/...``: instances, faults, timing settings, API call counters, the call log
+  (``GET /_sandbox/calls/log?since=<epoch>``; see ``routes``), JSON in and out; answered to
+  loopback peers only (the host's own clients), refused to everyone else before anything
+  is read: the instances reach this service too, and these routes launch privileged
+  containers and run commands in them.
 
-Every SSM call is counted per action and may be throttled by the fault switch, before it
-is answered or forwarded. What the service answers itself (Run Command, the ECR image
-reads) goes to the sandbox's call log (``calls.py``, source ``ssm``) with the caller's
-access key; what it forwards is recorded by moto, so each call is logged once.
+Every SSM call is counted per action, may be throttled by the fault switch, and waits the
+latency setting (``timing.py``), before it is answered or forwarded. What the service
+answers itself (Run Command, the ECR image reads) goes to the sandbox's call log
+(``calls.py``, source ``ssm``) with the caller's access key; what it forwards is recorded by
+moto, so each call is logged once.
 
 The caller's account is the one moto gives its access key (the identity table of
 ``calls.py``: an STS session of a role is in the role's account); a key nobody issued is
@@ -24,13 +28,16 @@ and image names agree with where the registry listens.
 from __future__ import annotations
 
 import http.client
+import ipaddress
 import json
 import logging
+import socket
 import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from .. import arns, calls
+from ..listen import PeerCheck, adopt
 from ..moto_record import json_object
 from ..process import SandboxError
 from .api import Api
@@ -58,10 +65,12 @@ class Service:
         moto_pid: int | None = None,
         ecr: EcrImages | None = None,
         config=None,
+        ecr_events=None,
     ) -> None:
         self.config = config  # None: nothing recorded (unit tests of the handler)
         self.api = api
         self.ecr = ecr
+        self.ecr_events = ecr_events
         self.code = code
         self.moto_pid = moto_pid
         self.control = control
@@ -152,7 +161,10 @@ class Handler(BaseHTTPRequestHandler):
             self._error(SsmError("UnknownOperationException", f"unknown operation {target!r}"))
             return
         api = self.service.api
-        if self.service.faults.call(action):
+        throttle = self.service.faults.call(action)
+        # A region's round trip (the latency setting), throttled answers included.
+        api.engine.timing.hold()
+        if throttle:
             log.info("%s throttled", action)
             exc = throttled()
             # Answered here whatever the action (moto never sees a throttled call).
@@ -288,7 +300,23 @@ class Handler(BaseHTTPRequestHandler):
             self._reply(400, {"message": str(exc)})
 
     # -- sandbox controls ---------------------------------------------------------------------------
+    def _from_loopback(self) -> bool:
+        try:
+            return ipaddress.ip_address(self.client_address[0]).is_loopback
+        except ValueError:
+            return False
+
     def _control(self, method: str, path: str) -> None:
+        if not self._from_loopback():
+            # Nothing of the request is read; the connection is not reused.
+            log.info("control %s %s refused to %s", method, path, self.client_address[0])
+            self.close_connection = True
+            self._reply(
+                403,
+                {"error": "the sandbox's control endpoint answers on 127.0.0.1 only"},
+                {"Content-Type": "application/json", "Connection": "close"},
+            )
+            return
         query = dict(urllib.parse.parse_qsl(urllib.parse.urlparse(self.path).query))
         try:
             body = self._json() if method != "GET" else {}
@@ -313,7 +341,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _route(self, method: str, path: str, body: dict, query: dict):
         svc = self.service
-        control, faults = svc.control, svc.faults
+        control, faults, timing = svc.control, svc.faults, svc.api.engine.timing
         routes = {
             ("GET", "/_sandbox/health"): lambda: {
                 "ok": True,
@@ -341,7 +369,14 @@ class Handler(BaseHTTPRequestHandler):
             ("POST", "/_sandbox/faults/online"): lambda: {"online": control.online(body)},
             ("POST", "/_sandbox/faults/kill"): lambda: {"killed": control.kill(body)},
             ("POST", "/_sandbox/faults/clear"): lambda: _done(faults.clear(), faults.state()),
+            ("GET", "/_sandbox/settings"): timing.state,
+            ("POST", "/_sandbox/settings"): lambda: timing.update(body),
+            ("POST", "/_sandbox/settings/reset"): timing.reset,
             ("GET", "/_sandbox/calls"): faults.counters,
+            # The registry's push notifications (registry.py), as ECR's events (ecr_events.py).
+            ("POST", "/_sandbox/ecr/events"): lambda: (
+                svc.ecr_events.handle(body) if svc.ecr_events else {"emitted": []}
+            ),
             # The call log (calls.py) of every component, ?since=<epoch seconds>.
             ("GET", "/_sandbox/calls/log"): lambda: {
                 "calls": calls.read(svc.config, since=float(query["since"]) if query.get("since") else None)
@@ -361,12 +396,13 @@ def _done(_ignored, value):
     return value
 
 
-class Server(ThreadingHTTPServer):
+class Server(PeerCheck, ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 256
     allow_reuse_address = True
 
 
-def make_server(service: Service, host: str, port: int) -> Server:
+def make_server(service: Service, sock: socket.socket) -> Server:
+    """The service on a listening socket (listen.Listeners makes one per address)."""
     handler = type("SsmHandler", (Handler,), {"service": service})
-    return Server((host, port), handler)
+    return adopt(Server(sock.getsockname(), handler, bind_and_activate=False), sock)

@@ -35,12 +35,14 @@ class CallbackModule(CallbackBase):
     def _record(self, status, result):
         if not self._path:
             return
+        skipped = {"skipped": True} if status == "skipped" else {}
         entry = {
             "status": status,
             "host": result.host.get_name(),
             "task": result.task.get_name(),
             "action": result.task.action,
-            "result": result.result,
+            # A callback's copy of a result lacks the status keys the registered one has.
+            "result": dict(result.result, failed=status in ("failed", "ignored"), **skipped),
         }
         with open(self._path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(entry, default=str, sort_keys=True) + "\n")
@@ -50,3 +52,6 @@ class CallbackModule(CallbackBase):
 
     def v2_runner_on_failed(self, result, ignore_errors=False):
         self._record("ignored" if ignore_errors else "failed", result)
+
+    def v2_runner_on_skipped(self, result):
+        self._record("skipped", result)

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.mlops.deploy.plugins.filter.deploy_summary import (
     FilterModule,
+    deploy_failures,
     deploy_summary,
     instance_deploy_summaries,
     parse_summary_line,
@@ -71,6 +73,7 @@ def test_the_summary_of_a_deploy_names_each_endpoint():
                 "recreated": [],
             },
         },
+        "failures": [],
     }
 
 
@@ -143,5 +146,51 @@ def test_instance_summaries_say_what_they_expect():
 def test_the_filters_are_registered_under_their_documented_names():
     assert FilterModule().filters() == {
         "deploy_summary": deploy_summary,
+        "deploy_failures": deploy_failures,
         "instance_deploy_summaries": instance_deploy_summaries,
     }
+
+
+# ------------------------------------------------------------------ what failed
+
+
+def recorded_item_failure() -> dict:
+    """The failed item of the looped compose_deploy task as the canary of a real release
+    printed it (the image whose model does not load: tests/unit/fixtures/failure_report)."""
+    fixture = Path(__file__).resolve().parents[2] / "fixtures" / "failure_report" / "unhealthy.json"
+    tail = json.loads(fixture.read_text())["rollout"]["instances"][0]["stdout_tail"]
+    mark = "failed: [localhost] (item=titanic) => "
+    return json.loads(next(line for line in tail if line.startswith(mark))[len(mark) :])
+
+
+def test_a_failed_endpoint_is_in_the_failures_with_its_reason_and_logs_not_in_the_endpoints():
+    item = recorded_item_failure()
+    failed_result = {"failed": True, "msg": "One or more items failed", "results": [dict(item, failed=True)]}
+    task = {"name": "Deploy each endpoint of this instance (health-gated, rolled back on failure)",
+            "action": "mlops.deploy.compose_deploy"}  # fmt: skip
+    failures = deploy_failures(failed_result, task)
+    assert [(f["step"], f["endpoint"]) for f in failures] == [("deploy", "titanic")]
+    assert failures[0]["msg"].startswith("deploy of titanic unhealthy: titanic-api-1 (api) is unhealthy")
+    assert "--- last" not in failures[0]["msg"]  # the logs are apart, as lines
+    assert failures[0]["logs"]["titanic-api-1"][0].endswith(
+        '"error": "model /app/model/model.json did not load: \'features\'"}'
+    )
+    summary = deploy_summary([dict(item, failed=True)], "local", "r-1", failures)
+    assert summary["endpoints"] == {}
+    assert summary["failures"] == failures
+    # Printed as the YAML callback does (a literal block, indented), read back whole.
+    assert parse_summary_line("        MLOPS_DEPLOY_SUMMARY " + json.dumps(summary)) == summary
+
+
+def test_a_step_before_the_endpoints_is_one_failure():
+    failed = {"failed": True, "msg": "bundle refused: /b: 1 changed (sha256 differs from the manifest): compose/a.yml"}
+    task = {"name": "Refuse a bundle that is not the one the controller built", "action": "mlops.deploy.release_verify"}
+    assert deploy_failures(failed, task) == [
+        {
+            "step": "bundle check",
+            "task": "Refuse a bundle that is not the one the controller built",
+            "endpoint": None,
+            "msg": failed["msg"],
+            "logs": {},
+        }
+    ]

@@ -66,9 +66,12 @@ def options(**changes):
     return RolloutOptions.defaults(**{"playbook_url": URL, "playbook_file": "deploy.yml", **changes})
 
 
-def rollout(ssm, clock=None, check_mode=False, watchers=None, **changes):
+def rollout(ssm, clock=None, check_mode=False, watchers=None, ec2=None, **changes):
+    """A Rollout on recorded answers; no watcher unless given (the default HostWatcher is
+    tested by its own cases, with EC2 answers)."""
     clock = clock or FakeClock()
-    return Rollout(api(ssm), options(**changes), check_mode, clock=clock, sleep=clock.sleep, watchers=watchers)
+    watchers = [] if watchers is None else watchers
+    return Rollout(api(ssm, ec2), options(**changes), check_mode, clock=clock, sleep=clock.sleep, watchers=watchers)
 
 
 # --------------------------------------------------------------------------- AWS calls
@@ -166,8 +169,20 @@ def test_preflight_refuses_an_offline_instance_unless_skipped():
         "InstanceInformationList": online(I1)["InstanceInformationList"]
         + [{"InstanceId": I2, "PingStatus": "ConnectionLost"}]
     }
-    with pytest.raises(rules.SsmRunError, match="1 of 2 target instances cannot receive commands: i-0aaaaaaaaaaaaaaa2"):
+    with pytest.raises(
+        rules.SsmRunError, match="1 of 2 target instances cannot receive commands: i-0aaaaaaaaaaaaaaa2"
+    ) as refused:
         preflight(api(RecordedSSM(describe_instance_information=[answer])), [I1, I2], skip_offline=False)
+    # The result says which, for a report to list them (the failure report does).
+    assert refused.value.result == {
+        "offline": [
+            {
+                "instance_id": I2,
+                "ping_status": "ConnectionLost",
+                "reason": "SSM agent lost its connection (PingStatus ConnectionLost)",
+            }
+        ]
+    }
     up, down = preflight(api(RecordedSSM(describe_instance_information=[answer])), [I1, I2], skip_offline=True)
     assert (up, [d["instance_id"] for d in down]) == ([I1], [I2])
 
@@ -256,7 +271,8 @@ def test_a_watcher_sees_each_poll_and_can_give_up_on_running_instances():
         list_command_invocations=[
             invocations(invocation(I1, "InProgress"), invocation(I2, "InProgress")),
             Again(invocations(invocation(I1, "Success"), invocation(I2, "InProgress"))),
-        ]
+        ],
+        cancel_command=[{}],
     )
     seen = []
 
@@ -269,6 +285,7 @@ def test_a_watcher_sees_each_poll_and_can_give_up_on_running_instances():
     assert follower.follow([{"command_id": CMD}], [I1, I2], deadline=600) == LOST
     assert seen == [(1, [I1, I2]), (2, [I2])]
     assert follower.lost == {I2: "SSM agent ConnectionLost"}
+    assert ("cancel_command", {"CommandId": CMD, "InstanceIds": [I2]}) in ssm.calls  # its invocation only
 
 
 def test_a_fleet_of_several_commands_is_followed_by_their_counters():
@@ -362,22 +379,56 @@ def test_a_batch_past_the_timeout_is_cancelled_and_says_where_each_instance_was(
     assert ("cancel_command", {"CommandId": CMD}) in ssm.calls
 
 
-def test_a_batch_whose_running_instances_are_all_lost_is_cancelled_with_why():
+def test_a_lost_instance_fails_its_batch_naming_it_the_others_run_to_their_end():
     ssm = RecordedSSM(
-        describe_instance_information=[online(I1)],
+        describe_instance_information=[online(I1, I2)],
         send_command=[sent()],
         list_command_invocations=[
-            invocations(invocation(I1, "InProgress")),  # the poll the watcher gives up on
-            invocations(invocation(I1, "InProgress")),  # where it had got to
-            Again(invocations(invocation(I1, "Cancelled"))),
+            invocations(invocation(I1, "InProgress"), invocation(I2, "InProgress")),  # I2 given up on
+            invocations(invocation(I1, "InProgress"), invocation(I2, "Cancelling")),  # I1 still works
+            invocations(invocation(I1, "Success"), invocation(I2, "Cancelling")),
+            # Details=true, once the batch is over: the dead agent never acknowledged the cancel.
+            invocations(invocation(I1, "Success", rc=0, output=RECAP_OK), invocation(I2, "Cancelling")),
+        ],
+        cancel_command=[{}],
+    )
+    lost = {I2: "lost its SSM agent (ConnectionLost since 2026-11-21T10:00:00Z)"}
+    result, failure = rollout(
+        ssm, instance_ids=[I1, I2], watchers=[lambda poll: lost if poll.number == 1 else {}]
+    ).run()
+    assert failure.startswith(
+        "1 instance failed in batch 1/1:\n  %s lost its SSM agent (ConnectionLost since 2026-11-21T10:00:00Z); "
+        "its invocation was cancelled" % I2
+    )
+    assert [(s["instance_id"], s["outcome"]) for s in result["instances"]] == [(I1, "success"), (I2, "lost")]
+    assert result["instances"][1]["lost_reason"] == lost[I2]
+    assert result["timed_out"] is False
+    assert result["batches"][0]["status"] == "failed"
+    assert [c for c in ssm.calls if c[0] == "cancel_command"] == [
+        ("cancel_command", {"CommandId": CMD, "InstanceIds": [I2]})
+    ]
+
+
+def test_a_canary_lost_stops_the_rollout_before_the_next_batch():
+    ssm = RecordedSSM(
+        describe_instance_information=[online(I1, I2, I3)],
+        send_command=[sent()],
+        list_command_invocations=[
+            invocations(invocation(I1, "InProgress")),
+            invocations(invocation(I1, "Cancelling")),
         ],
         cancel_command=[{}],
     )
     result, failure = rollout(
-        ssm, instance_ids=[I1], watchers=[lambda poll: dict.fromkeys(poll.running or [], "gone")]
+        ssm,
+        instance_ids=[I1, I2, I3],
+        batches=[1, "100%"],
+        watchers=[lambda poll: dict.fromkeys(poll.running or [], "stopped running (EC2 state stopped)")],
     ).run()
-    assert failure.startswith("gave up waiting for batch 1/1: %s gone; the command was cancelled." % I1)
-    assert result["instances"][0]["outcome"] == "cancelled"
+    assert failure.startswith("1 instance failed in batch 1/2:\n  %s stopped running (EC2 state stopped)" % I1)
+    assert "2 instances in later batches never received the command" in failure
+    assert ssm.operations().count("send_command") == 1
+    assert result["summary"]["lost"] == 1
 
 
 def test_check_mode_of_a_document_without_a_dry_run_sends_nothing():
