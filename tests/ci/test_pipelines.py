@@ -9,8 +9,8 @@
    the release staging ran, copied from staging's bucket, and pulls by digest from the
    shared registry; every account's history shows the same release id;
 5. a tag matching no pattern: no pipeline, nothing deployed;
-6. a broken model on the default branch: deploy dev fails, the job log holds the failing
-   instance's CloudWatch lines, the job and the pipeline fail, dev stays on the release.
+6. a broken model on the default branch: deploy dev fails, the job log holds the short
+   failure block with the failing instance's CloudWatch lines, the job and the pipeline fail, dev stays on the release.
 
 Every AWS call these make is in the sandbox's call log, per identity; the module ends by
 writing them to .build/test-logs/ci-calls.json (what the IAM policies must allow).
@@ -269,9 +269,11 @@ def test_6_a_failing_deploy_shows_the_instances_logs_and_fails(project, accounts
     assert result.returncode != 0, text[-6000:]
     assert ran_jobs(result, "FAIL") == ["deploy-dev"], text[-6000:]
     assert sorted(ran_jobs(result, "PASS")) == ["build", "test"], text[-6000:]
-    assert "failed in dev; the rollout stopped" in text
+    # The short failure block (mlops.deploy.rollout_report): reason first, then the instance.
+    head = r"Release r-[0-9a-f]{12} of titanic failed in dev at batch 1/\d+( \(the canary\))?: 1 of 1 instance failed\."
+    assert re.search(head, text), text[-6000:]
     assert "did not load" in text  # the failing container's own line, from the instance's CloudWatch stream
-    assert f"they are back on {run['release']}" in text
+    assert f" back on {run['release']}." in text  # "Rolled back: <instance> back on <release>."
     assert accounts.history("dev")[-1]["result"] == "failed"
     assert answer(accounts, "dev")["model_version"] == "titanic-logreg-1"
 
