@@ -10,7 +10,8 @@
    shared registry; every account's history shows the same release id;
 5. a tag matching no pattern: no pipeline, nothing deployed;
 6. a broken model on the default branch: deploy dev fails, the job log holds the short
-   failure block with the failing instance's CloudWatch lines, the job and the pipeline fail, dev stays on the release.
+   failure block with the failing instance's CloudWatch lines, the job and the pipeline
+   fail, dev stays on the release.
 
 Every AWS call these make is in the sandbox's call log, per identity; the module ends by
 writing them to .build/test-logs/ci-calls.json (what the IAM policies must allow).
