@@ -94,15 +94,16 @@ def test_ssm_answers_within_the_callers_account(sandbox_env, dev_instance):
 
     logs_dev = boto_client(sandbox_env, "logs", credentials=session(sandbox_env, DEV))
     stream = f"{sent}/{iid}/aws-runShellScript/stdout"
-    events = wait_for(
-        lambda: (
-            logs_dev.get_log_events(logGroupName=group, logStreamName=stream)["events"]
-            if logs_dev.describe_log_streams(logGroupName=group)["logStreams"]
-            else None
-        ),
-        30,
-        "the dev instance's output in dev's CloudWatch Logs",
-    )
+
+    def dev_output():
+        # CloudWatch output lands after the command's status (on AWS too): the group and
+        # its stream appear when the instance's output is written.
+        try:
+            return logs_dev.get_log_events(logGroupName=group, logStreamName=stream)["events"] or None
+        except logs_dev.exceptions.ResourceNotFoundException:
+            return None
+
+    events = wait_for(dev_output, 30, "the dev instance's output in dev's CloudWatch Logs")
     assert [e["message"] for e in events] == ["from-dev"]
     assert boto_client(sandbox_env, "logs").describe_log_groups(logGroupNamePrefix=group)["logGroups"] == []
 
