@@ -5,6 +5,10 @@ the one given in CloudWatchOutputConfig, or ``/aws/ssm/<document>`` by default. 
 and the streams are created when missing. Output arrives in pieces while a command runs;
 each complete line becomes one event, a trailing partial line waits for the rest (or for
 the end of the step); empty lines are left out, as CloudWatch takes no empty message.
+
+The output of an instance goes to its own account's CloudWatch Logs, as the agent's does
+(``account_for(instance_id)``, set by the service; streams of no instance and instances of
+no other account: moto's default account).
 """
 
 from __future__ import annotations
@@ -34,10 +38,13 @@ class LogWriter:
 
     def __init__(self, endpoint_url: str, region: str) -> None:
         self.client = aws.client("logs", endpoint_url, region)
+        self.account_for = None  # instance id -> its account (None: the default one); set by the service
+        self.account_clients: dict[str, object] = {}
+        self.endpoint_url, self.region = endpoint_url, region
         self.queue: queue.Queue[tuple[str, str, str, bool] | None] = queue.Queue()
         self.partial: dict[tuple[str, str], str] = defaultdict(str)
-        self.known_groups: set[str] = set()
-        self.known_streams: set[tuple[str, str]] = set()
+        self.known_groups: set[tuple[str, str]] = set()  # (account, group)
+        self.known_streams: set[tuple[str, str, str]] = set()
         self.pending = 0
         self.idle = threading.Condition()
         self.thread = threading.Thread(target=self._run, name="cloudwatch-writer", daemon=True)
@@ -98,28 +105,41 @@ class LogWriter:
                 self.pending -= len(batch)
                 self.idle.notify_all()
 
+    def _client(self, stream: str):
+        """(client, account) for a stream: ``<command>/<instance>/...`` in the instance's account."""
+        parts = stream.split("/")
+        account = None
+        if self.account_for is not None and len(parts) > 1 and parts[1].startswith(("i-", "mi-")):
+            account = self.account_for(parts[1])
+        if not account:
+            return self.client, ""
+        if account not in self.account_clients:
+            self.account_clients[account] = aws.client("logs", self.endpoint_url, self.region, account)
+        return self.account_clients[account], account
+
     def _put(self, group: str, stream: str, events: list[dict]) -> None:
+        client, account = self._client(stream)
         for attempt in (1, 2):
             try:
-                self._ensure(group, stream)
+                self._ensure(client, account, group, stream)
                 for start in range(0, len(events), 5000):
-                    self.client.put_log_events(
+                    client.put_log_events(
                         logGroupName=group, logStreamName=stream, logEvents=events[start : start + 5000]
                     )
                 return
             except (BotoCoreError, ClientError) as exc:
                 # A group deleted by a test under our feet: forget what we knew and retry once.
-                self.known_groups.discard(group)
-                self.known_streams.discard((group, stream))
+                self.known_groups.discard((account, group))
+                self.known_streams.discard((account, group, stream))
                 if attempt == 2:
                     log.warning("CloudWatch write to %s %s failed: %s", group, stream, exc)
 
-    def _ensure(self, group: str, stream: str) -> None:
-        if group not in self.known_groups:
-            with contextlib.suppress(self.client.exceptions.ResourceAlreadyExistsException):
-                self.client.create_log_group(logGroupName=group)
-            self.known_groups.add(group)
-        if (group, stream) not in self.known_streams:
-            with contextlib.suppress(self.client.exceptions.ResourceAlreadyExistsException):
-                self.client.create_log_stream(logGroupName=group, logStreamName=stream)
-            self.known_streams.add((group, stream))
+    def _ensure(self, client, account: str, group: str, stream: str) -> None:
+        if (account, group) not in self.known_groups:
+            with contextlib.suppress(client.exceptions.ResourceAlreadyExistsException):
+                client.create_log_group(logGroupName=group)
+            self.known_groups.add((account, group))
+        if (account, group, stream) not in self.known_streams:
+            with contextlib.suppress(client.exceptions.ResourceAlreadyExistsException):
+                client.create_log_stream(logGroupName=group, logStreamName=stream)
+            self.known_streams.add((account, group, stream))

@@ -66,13 +66,14 @@ class EcrImages:
             return self.config.registry_enabled and self.config.registry_port != 443
         return action in self.ACTIONS and self.config.registry_enabled
 
-    def call(self, action: str, request: dict) -> dict:
+    def call(self, action: str, request: dict, account: str | None = None) -> dict:
+        """``account``: the caller's; its own registry unless the request names another."""
         if action == "GetAuthorizationToken":
             return self._GetAuthorizationToken(request)
         repo = request.get("repositoryName")
         if not repo:
             raise SsmError("InvalidParameterException", "repositoryName is required")
-        registry_id = request.get("registryId") or self.config.account_id
+        registry_id = request.get("registryId") or account or self.config.account_id
         if registry_id != self.config.account_id or not self.repository_exists(repo):
             raise SsmError(
                 "RepositoryNotFoundException",
