@@ -9,7 +9,7 @@ export ANSIBLE_COLLECTIONS_PATH := $(ROOT)/.build/collections
 export ANSIBLE_CONFIG := $(ROOT)/tests/ansible.cfg
 export DOCKER_BUILDKIT := 0
 
-.PHONY: help setup test lint ansible-lint sanity galaxy unit integration sandbox-test molecule \
+.PHONY: help setup test lint ansible-lint sanity galaxy unit integration sandbox-test molecule ci-test \
         docs sandbox-up sandbox-down build lock clean bench demo demo-train demo-down
 
 help:
@@ -17,6 +17,7 @@ help:
 	@echo "make demo-train   the Titanic model trained as an ECS task (log lines here), the serving image built with it"
 	@echo "make test         every test layer, in order, stopping at the first failure"
 	@echo "make lint | ansible-lint | sanity | galaxy | unit | sandbox-test | molecule | integration   one layer"
+	@echo "make ci-test      the CI templates run with gitlab-ci-local against the sandbox's three accounts"
 	@echo "make docs         the docs site (modules, plugins, roles, guides) into .build/docs/html"
 	@echo "make sandbox-up | sandbox-down   the local AWS stand-in (.sandbox/env)"
 	@echo "make build        the collection tarball"
@@ -30,6 +31,9 @@ test: setup
 
 lint ansible-lint sanity galaxy unit integration sandbox-test molecule: setup
 	@tools/run-tests.sh $@
+
+ci-test: setup
+	@tools/run-tests.sh ci
 
 docs: setup
 	@tools/docs.sh

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Runs the test layers in order, stopping at the first failure. Each layer prints
 # one summary line: "== <layer>: PASS|FAIL in <s>s — <what it saw>".
-# Usage: tools/run-tests.sh all | lint | ansible-lint | sanity | galaxy | unit | sandbox-test | molecule | integration
+# Usage: tools/run-tests.sh all | lint | ansible-lint | sanity | galaxy | unit | sandbox-test | molecule | integration | ci
 set -uo pipefail
 # shellcheck source=tools/env.sh
 . "$(dirname "$0")/env.sh"
 OUT=$ROOT/.build/test-logs
 mkdir -p "$OUT"
 
-ALL=(lint ansible-lint sanity galaxy unit sandbox-test molecule integration)
+ALL=(lint ansible-lint sanity galaxy unit sandbox-test molecule integration ci)
 
 summary() { printf '== %-13s %s in %ss — %s\n' "$1:" "$2" "$3" "$4"; }
 
@@ -36,8 +36,16 @@ layer_lint() {
   # The docs site's sources: guides, extra-docs.yml, and every module, plugin and role page.
   tools/docs-lint.sh >"$OUT/docs-lint.log" 2>&1 || {
     cat "$OUT/docs-lint.log" >&2; echo "antsibull-docs lint-collection-docs: fix the docs above" >&2; return 1; }
+  # The CI templates: the schemas check-jsonschema vendors (GitLab's !reference tags read
+  # by its gitlab-ci transform), zizmor's audits of the workflow (offline, every persona's
+  # finding), shellcheck-level care of the shared script by bash -n.
+  check-jsonschema --builtin-schema vendor.gitlab-ci --data-transform gitlab-ci ci/gitlab-ci.yml || return 1
+  check-jsonschema --builtin-schema vendor.github-workflows ci/github-workflow.yml || return 1
+  zizmor --offline --persona pedantic --no-progress ci/github-workflow.yml || return 1
+  bash -n ci/mlops-ci.sh || return 1
   files=$(git ls-files '*.py' | wc -l)
-  LAYER_INFO="ruff clean on $files Python files, modules Python 3.9+ (vermin), yamllint clean on $(git ls-files '*.yml' '*.yaml' | wc -l) YAML files, docs lint clean ($(git ls-files 'docs/docsite/rst/*.rst' | wc -l) guides)"
+  LAYER_INFO="ruff clean on $files Python files, modules Python 3.9+ (vermin), yamllint clean on $(git ls-files '*.yml' '*.yaml' | wc -l) YAML files,"
+  LAYER_INFO+=" docs lint clean ($(git ls-files 'docs/docsite/rst/*.rst' | wc -l) guides), CI templates valid (GitLab CI and GitHub workflow schemas), zizmor clean"
 }
 
 layer_ansible-lint() {
@@ -114,6 +122,13 @@ layer_molecule() {
 layer_integration() {
   mlops-sandbox up || return 1
   pytest_layer integration tests/integration -q -p no:cacheprovider
+}
+
+# The CI templates run for real: gitlab-ci-local (shell executor) and the GitHub workflow's
+# deploy steps against the sandbox's dev, staging and prod accounts (tests/ci).
+layer_ci() {
+  mlops-sandbox up || return 1
+  pytest_layer ci tests/ci -q -p no:cacheprovider
 }
 
 run_layer() {

@@ -51,11 +51,14 @@ tools/base-image.sh
 # 5. ansible-test's pip bootstrap without the unreachable download host.
 tools/ansible-test-pip.sh
 
-# 6. The sandbox's ECR stand-in: Debian's docker-registry (distribution 2.8) and htpasswd.
+# 6. The sandbox's ECR stand-in: Debian's docker-registry (distribution 2.8) and htpasswd;
+#    rsync for gitlab-ci-local.
 #    The sandbox runs it itself; a service the package may start (systemd) is not wanted.
 missing=()
 command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
 command -v htpasswd >/dev/null 2>&1 || missing+=(apache2-utils)
+# rsync: gitlab-ci-local copies the project with it (the ci test layer).
+command -v rsync >/dev/null 2>&1 || missing+=(rsync)
 if [ ${#missing[@]} -gt 0 ]; then
   [ "$(id -u)" -eq 0 ] || die "${missing[*]} missing and installing needs root (apt-get install ${missing[*]})"
   apt-get update -qq || die "apt-get update failed; see the apt output above"
@@ -66,10 +69,25 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
   log "registry packages installed: ${missing[*]}"
 else
-  log "docker-registry and htpasswd present, skipped"
+  log "docker-registry, htpasswd and rsync present, skipped"
 fi
 
-# 7. The collection on Ansible's search path, as mlops.deploy, from this checkout.
+# 7. gitlab-ci-local (npm), which runs ci/gitlab-ci.yml against the sandbox in the ci test
+#    layer: the exact tree of ci/package-lock.json (`npm ci`), in .build/ci-tools.
+tools=$ROOT/.build/ci-tools
+stamp=$(cat ci/package.json ci/package-lock.json | sha256sum | cut -c1-16)
+if [ "$(cat "$tools/.mlops-stamp" 2>/dev/null)" != "$stamp" ] || [ ! -x "$tools/node_modules/.bin/gitlab-ci-local" ]; then
+  command -v npm >/dev/null 2>&1 || die "npm is missing (Node 20 with npm is needed for gitlab-ci-local; apt-get install nodejs npm)"
+  mkdir -p "$tools"
+  cp ci/package.json ci/package-lock.json "$tools/"
+  (cd "$tools" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) || die "npm ci of ci/package-lock.json failed; see the npm output above"
+  echo "$stamp" >"$tools/.mlops-stamp"
+  log "gitlab-ci-local $("$tools/node_modules/.bin/gitlab-ci-local" --version) installed in .build/ci-tools"
+else
+  log "gitlab-ci-local $("$tools/node_modules/.bin/gitlab-ci-local" --version) present, skipped"
+fi
+
+# 8. The collection on Ansible's search path, as mlops.deploy, from this checkout.
 link=$ROOT/.build/collections/ansible_collections/mlops/deploy
 if [ "$(readlink "$link" 2>/dev/null)" != "$ROOT" ]; then
   mkdir -p "$(dirname "$link")"

@@ -111,6 +111,13 @@ class ComposeCli:
         self.env = env or {}
         self.command = list(command)
 
+    def derive(self, files: Sequence[str], project: str) -> ComposeCli:
+        """The same CLI (runner, env file, environment, command) for other files and another project."""
+        return ComposeCli(
+            self._run, files, project=project, env_file=self.env_file, env=self.env, command=self.command,
+            start=self._start,
+        )  # fmt: skip
+
     def argv(self, *args: str, extra_files: Sequence[str] = (), progress: bool = True) -> list[str]:
         argv = list(self.command)
         if progress:

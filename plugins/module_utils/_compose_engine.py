@@ -83,6 +83,34 @@ class Engine:
             return _api_message(exc)
         return None
 
+    def published_ports(self, project: str) -> dict[int, list[str]]:
+        """``{host port: [container names]}`` the running containers of ``project`` publish."""
+        found: dict[int, list[str]] = {}
+        for summary in self.api.containers(filters={"label": ["%s=%s" % (LABEL_PROJECT, project)]}):
+            for port in summary.get("Ports") or []:
+                if port.get("PublicPort"):
+                    names = [n.lstrip("/") for n in summary.get("Names") or []]
+                    found.setdefault(int(port["PublicPort"]), []).extend(names)
+        return found
+
+    def stop(self, container_id: str, timeout: int = 10) -> None:
+        """Stop a container (SIGTERM, then SIGKILL after ``timeout`` seconds)."""
+        try:
+            self.api.stop(container_id, timeout=timeout)
+        except self._not_found:
+            return
+
+    def exec(self, container: str, argv: list[str]) -> tuple[int | None, str]:
+        """Run ``argv`` in a running container: ``(exit code, output)``; exit code None when
+        the container does not run."""
+        try:
+            created = self.api.exec_create(container, argv, stdout=True, stderr=True)
+            output = self.api.exec_start(created["Id"])
+            code = self.api.exec_inspect(created["Id"]).get("ExitCode")
+        except self._api_error as exc:
+            return None, _api_message(exc)
+        return code, (output or b"").decode("utf-8", "replace")
+
     def logs(self, container_id: str, lines: int = LOG_LINES) -> list[str]:
         try:
             raw = self.api.logs(container_id, stdout=True, stderr=True, tail=lines)

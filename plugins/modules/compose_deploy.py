@@ -41,6 +41,18 @@ description:
     file are removed (what C(--remove-orphans) does, done last so that a rollback still has
     them), then images of the project's repositories that no container uses are removed,
     keeping the newest O(keep_images) of each repository. Never C(docker system prune)."
+  - "B(Strategy blue_green) (O(strategy=blue_green)): steps 3 to 5 replace the running version
+    without stopping it first. The endpoint's proxied service runs in two compose projects,
+    C(<project>-blue) and C(<project>-green), each published on 127.0.0.1 at its colour's port,
+    behind the host's reverse proxy (HAProxy, installed by the C(mlops.deploy.ec2_host) role) on
+    the endpoint's port. The new version starts in the colour that is not live, must be healthy
+    and answer the probe on its own port, then the proxy switches to it through its runtime API
+    (no reload, no connection dropped); the old colour drains (O(blue_green.drain_timeout)) and
+    stops. A version that fails health or probe never receives a request and is removed; the
+    live one keeps serving. If the endpoint does not answer through the proxy after the switch,
+    it switches back to the old colour, still running. The live colour is recorded in the
+    proxy's endpoint file, so it survives a reboot. A release the live colour already runs
+    touches no container and reports ok. See C(docs/docsite/rst/zero-downtime.rst)."
   - RV(ignore:changed) says what really happened, from the engine's containers and images
     before and after (container IDs, start times, image IDs and digests), with compose's
     C(--progress json) events beside it in RV(compose_events).
@@ -144,6 +156,70 @@ options:
       - The docker client configuration directory whose credentials pull the images (what
         M(mlops.deploy.ecr_login) wrote). Default, C($DOCKER_CONFIG), else C(~/.docker).
     type: path
+  strategy:
+    description:
+      - How the new version replaces the running one.
+      - V(recreate) is compose's own way, in place - the old container stops before the new one
+        has loaded its model, so the endpoint does not answer meanwhile.
+      - V(blue_green) starts the new version beside the old one and switches the host's proxy to
+        it once healthy (see the description and O(blue_green)). Needs the proxy of the
+        C(mlops.deploy.ec2_host) role and a healthcheck on the proxied service.
+    type: str
+    choices: [recreate, blue_green]
+    default: recreate
+  blue_green:
+    description:
+      - Settings of O(strategy=blue_green); ignored otherwise.
+    type: dict
+    default: {}
+    suboptions:
+      service:
+        description:
+          - The service behind the proxy. Default, the one service of the file that publishes a
+            port (no other may publish one - both colours would need it).
+        type: str
+      port:
+        description:
+          - The endpoint's port, where the proxy listens. Default, the host port the service
+            publishes in the file.
+        type: int
+      colour_ports:
+        description:
+          - The host ports (on 127.0.0.1) of the blue and the green colour, in that order.
+            Default, O(blue_green.port) + 10000 and + 20000 (8080 - 18080 and 28080).
+        type: list
+        elements: int
+      health_path:
+        description:
+          - The HTTP path that says the service is ready - probed on the new colour before the
+            switch, on the endpoint after it, and checked every second by the proxy itself.
+          - Default, the path of O(probe_url), else V(/health).
+        type: str
+      drain_timeout:
+        description:
+          - Seconds to wait, after the switch, for the requests in flight on the old colour to end
+            (the proxy counts them) before it is stopped. V(0) stops it at once.
+        type: int
+        default: 30
+      keep_old:
+        description:
+          - Keep the old colour running after the switch (drained, no traffic), so that deploying
+            the previous release again is a switch back, without starting anything. Costs the
+            memory of a second copy of the model.
+        type: bool
+        default: false
+      proxy_config_dir:
+        description: The proxy's configuration directory; its C(conf.d) gets the endpoint's file.
+        type: path
+        default: /etc/mlops-proxy
+      proxy_run_dir:
+        description: Where the proxy's runtime API (C(admin.sock)) and master (C(master.sock)) sockets are.
+        type: path
+        default: /run/mlops-proxy
+      proxy_container:
+        description: The proxy's container (its configuration is checked there before a reload).
+        type: str
+        default: mlops-proxy
 notes:
   - Needs C(s3:GetObject) for an C(s3://) O(src); no AWS access otherwise.
   - The rollback restores images, not configuration; a release that failed because of its
@@ -158,6 +234,12 @@ notes:
     change nothing (see above)."
   - "With a local O(src) no AWS call is made and boto3 is not loaded: the AWS options are
     accepted (so that C(module_defaults) for C(group/mlops.deploy.aws) apply) and not used."
+  - "With O(strategy=blue_green): named volumes without a C(name:) are per compose project, so
+    per colour; give a volume a C(name:) to share it. When the proxied service has no C(restart:)
+    policy the colours run with C(unless-stopped), so that the live one comes back after a
+    reboot. The first blue/green deploy of a project deployed with V(recreate) before moves the
+    port from its container to the proxy, the one moment the endpoint does not answer (about a
+    second). Only adding an endpoint (or changing its port) reloads the proxy; a switch does not."
   - "Compose itself does not recreate a container when only the content of a file in its
     C(configs:) or C(secrets:) changed, nor when only a volume's definition changed (it asks
     whether to recreate the volume, and without a terminal does not); neither does this module."
@@ -165,6 +247,8 @@ attributes:
   check_mode:
     support: full
     description:
+      - With O(strategy=blue_green), also which colour would be deployed and switched to
+        (C(would_switch) in RV(blue_green)); the proxy is not touched.
       - Reports what would be pulled (the registry's digest, asked through the engine without
         pulling), recreated, created, removed and pruned, in RV(actions) and RV(plan), and
         whether that is a change. Nothing is pulled, started or removed.
@@ -209,6 +293,21 @@ EXAMPLES = r"""
     project: endpoints
     services: [endpoint-a]
     keep_images: 3
+
+- name: Release the model API without downtime (the host's proxy switches once the new one is healthy)
+  mlops.deploy.compose_deploy:
+    src: "{{ bundle_dir }}/compose/model-api.yml"   # service api publishes 8080:8080, with a healthcheck
+    project: model-api
+    strategy: blue_green
+    health_timeout: 600
+    blue_green:
+      health_path: /health
+      drain_timeout: 60          # a long inference in flight may finish
+  register: release
+
+- name: Which colour serves now
+  ansible.builtin.debug:
+    msg: "{{ release.blue_green.live }} serves port {{ release.blue_green.port }}"
 
 - name: What would a deploy do? (nothing is pulled or restarted)
   mlops.deploy.compose_deploy:
@@ -280,6 +379,8 @@ actions:
     removed: []
     rolled_back: []
     pruned: []
+    switched: []
+    stopped: []
 previous_digests:
   description: Per service, the digest (or image ID) its containers ran before this deploy.
   returned: always
@@ -334,6 +435,31 @@ commands:
   returned: always
   type: list
   elements: list
+blue_green:
+  description:
+    - With O(strategy=blue_green), what the strategy did.
+    - C(live) is the colour serving at the end, C(previous) the one before, C(colour) the one
+      deployed, C(projects) the compose projects of each colour, C(port) and C(colour_ports)
+      the ports, C(proxy_file) the endpoint's file, C(switched) whether traffic moved,
+      C(switch) each move (C(from), C(to), C(reason)), C(drained), C(drain_waited) and
+      C(in_flight_when_stopped) how the old colour drained, C(stopped) the containers stopped,
+      C(verified) the probe through the proxy, C(would_switch) in check mode.
+  returned: with O(strategy=blue_green)
+  type: dict
+  sample:
+    live: green
+    previous: blue
+    colour: green
+    port: 8080
+    colour_ports: {blue: 18080, green: 28080}
+    projects: {blue: model-api-blue, green: model-api-green}
+    proxy_file: /etc/mlops-proxy/conf.d/model-api.cfg
+    switched: true
+    switch: [{from: blue, to: green}]
+    drained: true
+    drain_waited: 0.4
+    in_flight_when_stopped: 0
+    stopped: [model-api-blue-api-1]
 cmd:
   description: The failing command, when one failed.
   returned: failure of a command
@@ -360,6 +486,7 @@ import tempfile
 from ansible.module_utils.basic import AnsibleModule, _load_params, missing_required_lib
 
 from ansible_collections.mlops.deploy.plugins.module_utils._aws_options import may_hold_aws_options, with_aws_options
+from ansible_collections.mlops.deploy.plugins.module_utils._compose_bluegreen import BlueGreen, BlueGreenSettings
 from ansible_collections.mlops.deploy.plugins.module_utils._compose_cli import (
     ComposeCli,
     compose_command,
@@ -430,6 +557,22 @@ def argument_spec():
         "prune": {"type": "bool", "default": True},
         "keep_images": {"type": "int", "default": 2},
         "docker_config": {"type": "path"},
+        "strategy": {"type": "str", "choices": ["recreate", "blue_green"], "default": "recreate"},
+        "blue_green": {
+            "type": "dict",
+            "default": {},
+            "options": {
+                "service": {"type": "str"},
+                "port": {"type": "int"},
+                "colour_ports": {"type": "list", "elements": "int"},
+                "health_path": {"type": "str"},
+                "drain_timeout": {"type": "int", "default": 30},
+                "keep_old": {"type": "bool", "default": False},
+                "proxy_config_dir": {"type": "path", "default": "/etc/mlops-proxy"},
+                "proxy_run_dir": {"type": "path", "default": "/run/mlops-proxy"},
+                "proxy_container": {"type": "str", "default": "mlops-proxy"},
+            },
+        },
     }
 
 
@@ -481,12 +624,15 @@ def main():
             module.fail_json(msg=missing_required_lib("docker"), exception=str(exc))
         try:
             api = docker.from_env(timeout=120).api
-            deployment = Deployment(
-                compose,
-                Engine(api, errors.NotFound, errors.APIError),
-                DeployOptions.from_params(params),
-                check_mode=module.check_mode,
-            )
+            engine = Engine(api, errors.NotFound, errors.APIError)
+            options = DeployOptions.from_params(params)
+            if params["strategy"] == "blue_green":
+                deployment = BlueGreen(
+                    compose, engine, options, BlueGreenSettings.from_params(params["blue_green"]), tmp,
+                    check_mode=module.check_mode,
+                )  # fmt: skip
+            else:
+                deployment = Deployment(compose, engine, options, check_mode=module.check_mode)
             result = deployment.run()
         except DeployError as exc:
             module.fail_json(msg=exc.msg, src=source, **exc.result)

@@ -2,6 +2,7 @@
 
     mlops-sandbox up | down | status
     mlops-sandbox instances add --kind light --count 120 --name scale-test --env test
+    mlops-sandbox instances add --kind full --name model-server --env prod --account prod
     mlops-sandbox instances add --kind simulated --count 1000 --name bench \\
         --duration '{"kind": "uniform", "low": 5, "high": 30}' --failure-share 0.02
     mlops-sandbox instances list [--name N] [--env E] [--kind K] [--json]
@@ -59,6 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--count", type=int, default=1)
     add.add_argument("--name", required=True, help="the Name tag")
     add.add_argument("--env", default="test", help="the env tag (default: test)")
+    add.add_argument("--account", help="its account: a name or id of MLOPS_SANDBOX_ACCOUNTS (default: moto's)")
     add.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE", help="another tag (repeatable)")
     add.add_argument("--duration", help='simulated: seconds, or JSON like {"kind": "uniform", "low": 5, "high": 30}')
     add.add_argument("--failure-share", type=float, default=0.0, help="simulated: share of runs that fail (0..1)")
@@ -72,6 +74,7 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--name")
         p.add_argument("--env")
         p.add_argument("--kind", choices=["full", "light", "simulated"])
+        p.add_argument("--account", help="a name or id of MLOPS_SANDBOX_ACCOUNTS")
     lst.add_argument("--json", action="store_true")
     rem.add_argument("--id", action="append", dest="ids", metavar="INSTANCE_ID")
 
@@ -169,23 +172,25 @@ def _instances(args, sb: Sandbox) -> None:
             output_lines=args.output_lines,
             seed=args.seed,
             wait=not args.no_wait,
+            account=args.account,
         )
-        print(f"added {len(found)} {args.kind} instance(s) Name={args.name} env={args.env}")
+        where = f" in account {found[0]['account']}" if found else ""
+        print(f"added {len(found)} {args.kind} instance(s) Name={args.name} env={args.env}{where}")
         for item in found:
             print(f"{item['instance_id']}  {item['ping_status']}")
     elif args.verb == "list":
-        found = sb.instances(args.name, args.env, args.kind)
+        found = sb.instances(args.name, args.env, args.kind, args.account)
         if args.json:
             print(json.dumps(found, indent=2))
             return
         for item in found:
             print(
-                f"{item['instance_id']}  {item['kind']:9}  Name={item['name']}  env={item['env']}  "
+                f"{item['instance_id']}  {item['kind']:9}  {item['account']}  Name={item['name']}  env={item['env']}  "
                 f"{item['private_ip']:15}  {item['ping_status']}"
             )
         print(f"{len(found)} instance(s)")
     else:
-        removed = sb.remove_instances(args.name, args.env, args.kind, args.ids)
+        removed = sb.remove_instances(args.name, args.env, args.kind, args.ids, args.account)
         print(f"removed {len(removed)} instance(s)")
 
 

@@ -80,14 +80,18 @@ class Sandbox:
         output_lines: int = 0,
         seed: int | None = None,
         wait: bool = True,
+        account: str | None = None,
     ) -> list[dict]:
         """Launch ``count`` instances of ``kind`` (full | light | simulated) tagged Name=name, env=env.
 
         ``duration``, ``failure_share``, ``failure_code``, ``output_lines`` and ``seed`` shape
         simulated instances (see ``mlops_sandbox.ssm.simulated``). Container instances are
-        Online when this returns (``wait``).
+        Online when this returns (``wait``). ``account``: a name or id of the sandbox's
+        accounts (``MLOPS_SANDBOX_ACCOUNTS``: dev, staging, prod), default moto's default one.
         """
         body = {"kind": kind, "count": count, "name": name, "env": env, "tags": tags or {}, "wait": wait}
+        if account:
+            body["account"] = account
         if kind == "simulated":
             body.update(
                 duration=duration,
@@ -99,19 +103,33 @@ class Sandbox:
         return self._call("POST", "/instances", body)["instances"]
 
     def remove_instances(
-        self, name: str | None = None, env: str | None = None, kind: str | None = None, ids: list[str] | None = None
+        self,
+        name: str | None = None,
+        env: str | None = None,
+        kind: str | None = None,
+        ids: list[str] | None = None,
+        account: str | None = None,
     ) -> list[str]:
-        body = {k: v for k, v in {"name": name, "env": env, "kind": kind, "instance_ids": ids}.items() if v}
+        body = {
+            k: v
+            for k, v in {"name": name, "env": env, "kind": kind, "instance_ids": ids, "account": account}.items()
+            if v
+        }
         return self._call("POST", "/instances/remove", body)["removed"]
 
-    def instances(self, name: str | None = None, env: str | None = None, kind: str | None = None) -> list[dict]:
-        query = "&".join(f"{k}={v}" for k, v in {"name": name, "env": env, "kind": kind}.items() if v)
+    def instances(
+        self, name: str | None = None, env: str | None = None, kind: str | None = None, account: str | None = None
+    ) -> list[dict]:
+        wanted = {"name": name, "env": env, "kind": kind, "account": account}
+        query = "&".join(f"{k}={v}" for k, v in wanted.items() if v)
         return self._call("GET", "/instances" + (f"?{query}" if query else ""))["instances"]
 
-    def ensure_instances(self, kind: str, count: int, name: str, env: str) -> list[dict]:
-        return self._call("POST", "/instances/ensure", {"kind": kind, "count": count, "name": name, "env": env})[
-            "instances"
-        ]
+    def ensure_instances(self, kind: str, count: int, name: str, env: str, account: str | None = None) -> list[dict]:
+        """At least ``count`` running instances of ``kind`` tagged name/env in ``account`` (restarted, then added)."""
+        body = {"kind": kind, "count": count, "name": name, "env": env}
+        if account:
+            body["account"] = account
+        return self._call("POST", "/instances/ensure", body)["instances"]
 
     @contextlib.contextmanager
     def fleet(self, kind: str, count: int, name: str, env: str = "test", **options) -> Iterator[list[dict]]:

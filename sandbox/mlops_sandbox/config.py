@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import zlib
 from dataclasses import dataclass, field
@@ -23,7 +24,12 @@ class Config:
 
     name: str = field(default_factory=lambda: _env("NAME", "mlops"))
     region: str = field(default_factory=lambda: _env("REGION", "eu-west-1"))
-    account_id: str = "123456789012"  # moto's fixed account
+    account_id: str = "123456789012"  # moto's default account: the demo's, and the shared registry's
+    # More accounts (moto keeps resources per account; an account is picked by the caller's
+    # credentials): name=id pairs, e.g. dev=111111111111. Instances can live in any of them.
+    accounts_spec: str = field(
+        default_factory=lambda: _env("ACCOUNTS", "dev=111111111111,staging=222222222222,prod=333333333333")
+    )
     moto_port: int = field(default_factory=lambda: int(_env("MOTO_PORT", "4566")))
     ssm_port: int = field(default_factory=lambda: int(_env("SSM_PORT", "4567")))
     # Addresses the servers listen on besides loopback and the Docker bridges (listen.py):
@@ -49,6 +55,49 @@ class Config:
     latency: str = field(default_factory=lambda: _env("LATENCY", "0"))
     list_lag: float = field(default_factory=lambda: float(_env("LIST_LAG", "0")))
     base_image: str = field(default_factory=lambda: os.environ.get("MLOPS_BASE_IMAGE", "mlops-deploy/debian:bookworm"))
+
+    @property
+    def accounts(self) -> dict[str, str]:
+        """name -> account id of the sandbox's accounts; ``default`` is moto's default account."""
+        found = {"default": self.account_id}
+        for pair in self.accounts_spec.split(","):
+            name, sep, number = pair.strip().partition("=")
+            if not pair.strip():
+                continue
+            if not sep or not name or not (number.isdigit() and len(number) == 12):
+                raise ValueError(f"MLOPS_SANDBOX_ACCOUNTS takes name=<12 digits> pairs, got {pair.strip()!r}")
+            found[name] = number
+        return found
+
+    def account(self, name_or_id: str | None) -> str:
+        """The account id of a name of ``accounts`` or of an id among them (None: the default)."""
+        if not name_or_id:
+            return self.account_id
+        known = self.accounts
+        if name_or_id in known:
+            return known[name_or_id]
+        if name_or_id in known.values():
+            return name_or_id
+        raise ValueError(
+            f"account {name_or_id!r} is not one of the sandbox's: "
+            + ", ".join(f"{k}={v}" for k, v in known.items())
+            + " (MLOPS_SANDBOX_ACCOUNTS adds more)"
+        )
+
+    def subnet_cidr(self, account: str) -> str:
+        """The subnet of ``account``'s VPC, inside the sandbox's one Docker network (the VPC
+        CIDR): the default account has the whole range (addresses from the bottom), the n-th
+        other account of ``accounts`` the n-th /20 from the top, so that the addresses moto
+        hands out in different accounts never meet."""
+        ids = list(dict.fromkeys(self.accounts.values()))
+        if account == self.account_id:
+            return self.vpc_cidr
+        network = ipaddress.ip_network(self.vpc_cidr)
+        slots = list(network.subnets(new_prefix=max(network.prefixlen, 20)))
+        index = ids.index(account)  # 1.. for the accounts after the default one
+        if index >= len(slots) // 2:
+            raise ValueError(f"the sandbox's VPC {self.vpc_cidr} has no room for account {account}")
+        return str(slots[-index])
 
     @property
     def state_dir(self) -> Path:

@@ -15,8 +15,12 @@ Three layers, as on a real fleet:
    The role takes its systemd branch there: the engine is ``docker.service``, enabled
    and started by systemd. Everything an EC2 model host carries (Docker engine and
    compose v2, the pinned Ansible with boto3 and the docker SDK on the SSM PATH, the AWS
-   CLI, unzip, log rotation) comes from the role; the sandbox only gives its settings
-   (``bake_variables``).
+   CLI, unzip, log rotation, the local reverse proxy) comes from the role; the sandbox only
+   gives its settings (``bake_variables``) and, for the proxy's image (built FROM the base
+   image on the bake's engine, which has no registry), the base image as a ``docker save``
+   archive. The engine's storage is not in the image: the proxy image is saved in it
+   (``PROXY_IMAGE_ARCHIVE``) and the role's ``mlops-proxy.service`` restores it at the
+   first boot, after ``docker.service``.
 3. The *instance* image: what AWS adds to an instance (the SSM agent, the instance
    metadata service) -- the sandbox's ``agent/`` files, as systemd units on the host
    image (``images/units/``: ``amazon-ssm-agent.service`` with ``Restart=always`` like
@@ -127,6 +131,14 @@ BAKE_CLEANUP = (
 # Inside the bake container: apt's archives and lists and pip's cache are the machine's
 # (reused by the next bake, never in the image); the machine's CA bundle for pip.
 BAKE_MOUNT_DIR = "/run/mlops-bake"
+# The role builds the local reverse proxy's image FROM the base image, on the engine inside
+# the host bake container, which has no registry to pull from: the base image goes in as a
+# ``docker save`` archive (kept in the cache per base image ID). The built proxy image is
+# saved into the image (PROXY_IMAGE_ARCHIVE): the inner engine's storage is not part of it,
+# so an instance's first boot restores the proxy from there (the role's mlops-proxy.service,
+# after docker.service).
+BASE_ARCHIVE = "images/base.tar"
+PROXY_IMAGE_ARCHIVE = "/var/lib/mlops-proxy/image.tar"
 BAKE_TIMEOUT = 1800
 
 
@@ -175,9 +187,12 @@ def lock_pins(packages: tuple[str, ...] = HOST_PACKAGES) -> dict[str, str]:
     return {p: pins[p] for p in packages}
 
 
-def bake_variables(pins: dict[str, str]) -> dict:
+def bake_variables(pins: dict[str, str], base_image: str = "mlops-deploy/debian:bookworm") -> dict:
     """The sandbox's settings for ``playbooks/ec2_host.yml``; everything else is the role's default."""
     return {
+        "ec2_host_proxy_base_image": base_image,
+        "ec2_host_proxy_base_image_archive": f"{BAKE_MOUNT_DIR}/{BASE_ARCHIVE}",
+        "ec2_host_proxy_image_archive": PROXY_IMAGE_ARCHIVE,
         "mlops_targets": "all",
         # Root in the container already; the base image has no sudo.
         "ansible_become": False,
@@ -444,7 +459,7 @@ class HostImage:
         self._key: str | None = None
 
     def variables(self) -> dict:
-        return bake_variables(lock_pins())
+        return bake_variables(lock_pins(), self.config.base_image)
 
     def key(self) -> str:
         if self._key is None:
@@ -460,9 +475,10 @@ class HostImage:
         self.systemd._ensure()
         self.config.log_dir.mkdir(parents=True, exist_ok=True)
         self.log(f"baking {tag}: playbooks/ec2_host.yml on {self.systemd.tag} (log: {self.logfile})")
+        base_archive = f"--volume={self._base_archive()}:{BAKE_MOUNT_DIR}/{BASE_ARCHIVE}:ro"
         bake = _Bake(
             self.config, self.log, f"mlops-bake-{self.config.name}-{self.key()}", self.systemd.tag,
-            BAKE_RUN_OPTIONS, True,
+            (*BAKE_RUN_OPTIONS, base_archive), True,
         )  # fmt: skip
         bake.run(
             tag,
@@ -478,6 +494,19 @@ class HostImage:
             ),
             f"mlops.deploy.ec2_host applied to {self.systemd.tag} (playbooks/ec2_host.yml)",
         )
+
+    def _base_archive(self) -> Path:
+        """The base image as a ``docker save`` archive (for the role's proxy image), made once per base image ID."""
+        directory = self.config.cache_dir / "bake" / "images"
+        archive = directory / f"base-{base_image_id(self.config).split(':')[-1][:12]}.tar"
+        if not archive.is_file():
+            directory.mkdir(parents=True, exist_ok=True)
+            for old in directory.glob("base-*.tar"):
+                old.unlink()
+            partial = archive.with_suffix(".partial")
+            docker("save", "--output", str(partial), self.config.base_image, timeout=600)
+            partial.rename(archive)
+        return archive
 
     def _apply_role(self, name: str, tag: str) -> None:
         playbook_bin = Path(sys.executable).with_name("ansible-playbook")

@@ -100,6 +100,7 @@ def test_registry_contract_inside_full_instances(ssm, model_servers):
         [
             f"getent hosts {config.ecr_host} | cut -d' ' -f1",
             "ip route | awk '/default/ {print $3}'",
+            # docker reads certs.d/<host> for port 443, certs.d/<host>:<port> for another.
             f"cat /etc/docker/certs.d/{config.registry_address}/ca.crt 2>/dev/null | sha256sum | cut -c1-16 || true",
         ],
     )

@@ -21,9 +21,11 @@ import secrets
 import socket
 import ssl
 import subprocess
+import tempfile
 import threading
 import urllib.request
 import uuid
+from datetime import datetime
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -323,3 +325,57 @@ class DenyingEcr:
     def __exit__(self, *exc) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+class InstancePlays:
+    """Plays in one sandbox instance over the ``community.docker.docker`` connection (its
+    Python, its Docker engine, ECR through its metadata service), reported by the
+    ``ansible.posix.json`` callback: the compose_deploy tests of blue/green and the
+    zero-downtime benchmark drive the instance's proxy this way."""
+
+    def __init__(self, container: str, runner_class) -> None:
+        self.container = container
+        self.runner = runner_class(
+            {"ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json", "ANSIBLE_PYTHON_INTERPRETER": "/usr/local/bin/python3"}
+        )
+
+    def sh(self, script: str, input_text: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
+        """``sh -c script`` in the instance."""
+        return run(["docker", "exec", "-i", self.container, "sh", "-c", script], input_text=input_text, check=check)
+
+    def put_file(self, path: str, text: str) -> None:
+        self.sh(f"mkdir -p {os.path.dirname(path)} && cat > {path}", input_text=text)
+
+    def deploy(self, args: dict, *extra: str, login: bool = True) -> dict:
+        """ecr_login, then compose_deploy with ``args``; ``{"result", "seconds", "rc"}`` of
+        the compose_deploy task (a failed task is returned, not raised)."""
+        tasks = [{"name": "Log in to ECR", "mlops.deploy.ecr_login": {}}] if login else []
+        tasks.append({"name": "Deploy", "mlops.deploy.compose_deploy": args, "register": "deploy"})
+        play = [{"name": "compose_deploy in the instance", "hosts": "all", "gather_facts": False, "tasks": tasks}]
+        build = Path(__file__).resolve().parents[2] / ".build"
+        build.mkdir(exist_ok=True)
+        with tempfile.NamedTemporaryFile("w", suffix=".yml", dir=build, delete=False) as fh:
+            json.dump(play, fh)  # JSON is YAML
+        try:
+            result = self.runner.run(fh.name, None, "-i", f"{self.container},", "-c", "community.docker.docker", *extra)
+        finally:
+            os.unlink(fh.name)
+        try:
+            report = json.loads(result.stdout)
+        except ValueError:
+            raise AssertionError(
+                f"ansible-playbook did not report JSON (rc {result.returncode}):\n{result.stderr[-3000:]}"
+            ) from None
+        last = report["plays"][0]["tasks"][-1]
+        if last["task"]["name"] != "Deploy":
+            raise AssertionError(f"the play stopped at {last['task']['name']}: {last['hosts']}")
+        duration = last["task"]["duration"]
+        return {
+            "result": last["hosts"][self.container],
+            "seconds": _stamp(duration["end"]) - _stamp(duration["start"]),
+            "rc": result.returncode,
+        }
+
+
+def _stamp(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()

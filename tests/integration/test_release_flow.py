@@ -124,13 +124,16 @@ class Fleet:
         return f"mlops-sb-{self.sandbox}-{instance}"
 
     def api_container(self, instance: str) -> str | None:
-        """ID and start time of the endpoint's container inside the instance, or None."""
+        """ID and start time of the endpoint's running container(s) inside the instance
+        (whichever colour is live under blue/green), or None when none runs."""
         out = subprocess.run(
-            ["docker", "exec", self.container(instance), "docker", "inspect", "--format",
-             "{{.Id}} {{.State.StartedAt}}", "titanic-api-1"],
+            ["docker", "exec", self.container(instance), "sh", "-c",
+             "docker ps -q --filter label=com.docker.compose.service=api --filter name=titanic"
+             " | xargs -r docker inspect --format '{{.Name}} {{.Id}} {{.State.StartedAt}}'"],
             capture_output=True, text=True, timeout=60, check=False,
         )  # fmt: skip
-        return out.stdout.strip() if out.returncode == 0 else None
+        lines = sorted(line for line in out.stdout.splitlines() if line.strip())
+        return "\n".join(lines) if out.returncode == 0 and lines else None
 
     def answer(self, instance: str, path: str = "/health", body: dict | None = None) -> dict:
         data = json.dumps(body).encode() if body is not None else None
@@ -281,10 +284,14 @@ def fleet(aws, tmp_path_factory):
     # Start from a fleet without the endpoint, as a first release finds it.
     for instance in fleet.instances:
         subprocess.run(
-            ["docker", "exec", fleet.container(instance), "sh", "-c", "docker rm -f titanic-api-1 2>/dev/null; true"],
+            ["docker", "exec", fleet.container(instance), "sh", "-c", CLEAR_ENDPOINT],
             capture_output=True, timeout=120, check=False,
         )  # fmt: skip
     return fleet
+
+
+# Every container of the endpoint (each colour under blue/green), as a first release finds none.
+CLEAR_ENDPOINT = "docker ps -aq --filter name=titanic | xargs -r docker rm -f >/dev/null 2>&1; true"
 
 
 def tag(fleet, variant: str) -> str:
@@ -321,6 +328,7 @@ def test_2_same_release_again_changes_nothing(fleet):
 
 def test_3_unhealthy_image_stops_at_the_canary_and_rolls_it_back(fleet):
     before = {i: fleet.api_container(i) for i in fleet.instances}
+    assert all(before.values()), f"the first release should be serving everywhere: {before}"
     commands = {i: fleet.commands_for(i) for i in fleet.instances}
     result = fleet.play(SITE, "-e", tag(fleet, "broken"))
     block = failure_block(result, 15)
@@ -328,7 +336,12 @@ def test_3_unhealthy_image_stops_at_the_canary_and_rolls_it_back(fleet):
         r"^Release r-[0-9a-f]{12} of titanic failed in local at batch 1/3 \(the canary\): 1 of 1 instance", block[0]
     )
     canary_line = next(line for line in block if line.startswith("  i-"))
-    assert ", deploy of titanic: deploy of titanic unhealthy: titanic-api-1 (api) is unhealthy" in canary_line
+    # Blue/green (the default): the new colour failed its health check and never got traffic.
+    assert re.search(
+        r", deploy of titanic: deploy of titanic-(blue|green) unhealthy: "
+        r"titanic-(blue|green)-api-1 \(api\) is unhealthy",
+        canary_line,
+    ), canary_line
     # The failing container's own log line (through SSM and CloudWatch), as a line of its own.
     assert any(
         re.fullmatch(r'\s+\{"t": [0-9.]+, "error": "model /app/model/model.json did not load: \'features\'"\}', line)

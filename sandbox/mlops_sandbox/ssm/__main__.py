@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     log = logging.getLogger("mlops_sandbox.ssm")
 
     lock = threading.RLock()
-    registry = Registry(config.state_dir / "ssm" / "instances.json", lock)
+    registry = Registry(config.state_dir / "ssm" / "instances.json", lock, config.account_id)
     faults = Faults()
     logs = LogWriter(config.moto_url, config.region)
     timing = Timing(Settings(config.ping_timeout, parse_latency(config.latency), config.list_lag))
@@ -45,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     control = Control(config, engine, registry, faults)
     engine.on_kill = control.kill_now
     logs.credentials_for = control.agent_credentials
+    logs.account_for = lambda iid: getattr(registry.get(iid), "account", None)
     api = Api(engine, registry, control.index, config.account_id, config.region)
     loaded = registry.load()
     dropped = control.reconcile()

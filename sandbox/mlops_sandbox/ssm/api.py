@@ -1,8 +1,10 @@
 """The Run Command actions of the SSM API, in the shapes and with the errors AWS uses.
 
-Each handler takes the decoded JSON request and returns the JSON response; errors are
-``SsmError`` with the code boto3 raises. Requests are first checked against botocore's
-model (``shapes.validate``), then against the rules of the action.
+Each handler takes the decoded JSON request and the caller's account, and returns the
+JSON response; errors are ``SsmError`` with the code boto3 raises. Requests are first
+checked against botocore's model (``shapes.validate``), then against the rules of the
+action. As on AWS, a caller sees the managed instances and the commands of its own account
+only: another account's instance is an InvalidInstanceId, its commands are not listed.
 """
 
 from __future__ import annotations
@@ -112,18 +114,22 @@ class Api:
     def handles(self, action: str) -> bool:
         return action in self.handlers
 
-    def call(self, action: str, request: dict) -> dict:
+    def call(self, action: str, request: dict, account: str | None = None) -> dict:
         shapes.validate(action, request)
-        return self.handlers[action](request)
+        return self.handlers[action](request, account or self.account_id)
+
+    def _mine(self, account: str) -> dict[str, Instance]:
+        """The managed instances of ``account``, in the order they were registered."""
+        return {i: inst for i, inst in self.registry.by_id.items() if inst.account == account}
 
     # -- SendCommand -----------------------------------------------------------------
-    def send_command(self, req: dict) -> dict:
+    def send_command(self, req: dict, account: str) -> dict:
         instance_ids, targets = req.get("InstanceIds") or [], req.get("Targets") or []
         if bool(instance_ids) == bool(targets):
             raise SsmError("InvalidParameters", "Specify either InstanceIds or Targets (one of them, not both).")
         doc = documents.get(req["DocumentName"], req.get("DocumentVersion"))
         values = doc.resolve(req.get("Parameters"))
-        instances = self._resolve(instance_ids, targets)
+        instances = self._resolve(instance_ids, targets, account)
         command = Command(
             id=str(uuid.uuid4()),
             document=doc,
@@ -143,28 +149,30 @@ class Api:
                 ),
             },
             steps=doc.plan(values),
+            account=account,
         )
         self.engine.submit(command, instances)
         with self.engine.lock:
             return {"Command": self._command(command, sending=True)}
 
-    def _resolve(self, instance_ids: list[str], targets: list[dict]) -> list[Instance]:
+    def _resolve(self, instance_ids: list[str], targets: list[dict], account: str) -> list[Instance]:
+        mine = self._mine(account)
         if instance_ids:
             wanted = list(dict.fromkeys(instance_ids))
-            unknown = [i for i in wanted if self.registry.get(i) is None]
+            unknown = [i for i in wanted if i not in mine]
             if unknown:
-                raise invalid_instance_ids(unknown, self.account_id)
-            return [self.registry.get(i) for i in wanted]
+                raise invalid_instance_ids(unknown, account)
+            return [mine[i] for i in wanted]
         selected: set[str] | None = None
         for target in targets:
             key, values = target.get("Key", ""), target.get("Values") or []
             if key == "InstanceIds":
-                unknown = [i for i in values if self.registry.get(i) is None]
+                unknown = [i for i in values if i not in mine]
                 if unknown:
-                    raise invalid_instance_ids(unknown, self.account_id)
+                    raise invalid_instance_ids(unknown, account)
                 ids = set(values)
             elif key.startswith("tag:") or key == "tag-key":
-                ids = self.ec2.by_target(key, values)
+                ids = self.ec2.by_target(key, values, account)
             else:
                 raise SsmError(
                     "InvalidParameters",
@@ -173,7 +181,7 @@ class Api:
             selected = ids if selected is None else selected & ids
         chosen = selected or set()
         # Managed instances only, in the order they were registered.
-        return [inst for inst in self.registry.by_id.values() if inst.instance_id in chosen]
+        return [inst for inst in mine.values() if inst.instance_id in chosen]
 
     # -- views ---------------------------------------------------------------------------
     def _command(self, cmd: Command, sending: bool = False) -> dict:
@@ -284,12 +292,14 @@ class Api:
                 checks.append(lambda obj, v=value: obj["stage"] == v)
         return checks
 
-    def list_commands(self, req: dict) -> dict:
+    def list_commands(self, req: dict, account: str) -> dict:
         checks = self._filter_commands(req.get("Filters") or [], for_invocations=False)
         now = time.time()
         with self.engine.lock:
             found = []
             for cmd in reversed(self.engine.commands.values()):
+                if cmd.account != account:
+                    continue
                 if req.get("CommandId") and cmd.id != req["CommandId"]:
                     continue
                 if req.get("InstanceId") and req["InstanceId"] not in cmd.invocations:
@@ -311,12 +321,14 @@ class Api:
             answer["NextToken"] = token
         return answer
 
-    def list_command_invocations(self, req: dict) -> dict:
+    def list_command_invocations(self, req: dict, account: str) -> dict:
         checks = self._filter_commands(req.get("Filters") or [], for_invocations=True)
         now = time.time()
         with self.engine.lock:
             found = []
             for cmd in reversed(self.engine.commands.values()):
+                if cmd.account != account:
+                    continue
                 if req.get("CommandId") and cmd.id != req["CommandId"]:
                     continue
                 if not self.engine.timing.listed(cmd.requested, now):
@@ -338,9 +350,10 @@ class Api:
             answer["NextToken"] = token
         return answer
 
-    def get_command_invocation(self, req: dict) -> dict:
+    def get_command_invocation(self, req: dict, account: str) -> dict:
         with self.engine.lock:
             cmd = self.engine.commands.get(req["CommandId"])
+            cmd = cmd if cmd is not None and cmd.account == account else None
             inv = cmd.invocations.get(req["InstanceId"]) if cmd else None
             if inv is None or not self.engine.timing.listed(cmd.requested, time.time()):
                 raise SsmError("InvocationDoesNotExist", "")
@@ -379,20 +392,20 @@ class Api:
                 "CloudWatchOutputConfig": cmd.cloudwatch,
             }
 
-    def cancel_command(self, req: dict) -> dict:
+    def cancel_command(self, req: dict, account: str) -> dict:
         cmd = self.engine.commands.get(req["CommandId"])
-        if cmd is None:
+        if cmd is None or cmd.account != account:
             raise SsmError("InvalidCommandId", "")
         ids = req.get("InstanceIds") or None
         if ids:
             unknown = [i for i in ids if i not in cmd.invocations]
             if unknown:
-                raise invalid_instance_ids(unknown, self.account_id)
+                raise invalid_instance_ids(unknown, account)
         self.engine.cancel(cmd, ids)
         return {}
 
     # -- DescribeInstanceInformation ------------------------------------------------------
-    def describe_instance_information(self, req: dict) -> dict:
+    def describe_instance_information(self, req: dict, account: str) -> dict:
         filters, legacy = req.get("Filters") or [], req.get("InstanceInformationFilterList") or []
         if filters and legacy:
             raise SsmError(
@@ -404,7 +417,7 @@ class Api:
             if key.startswith("tag:") or key == "tag-key":
                 if legacy:
                     raise SsmError("InvalidFilterKey", f"{key} is not a key of InstanceInformationFilterList")
-                chosen = self.ec2.by_target(key, values)
+                chosen = self.ec2.by_target(key, values, account)
                 selected = chosen if selected is None else selected & chosen
             elif key not in INSTANCE_FILTER_KEYS:
                 raise SsmError(
@@ -413,13 +426,13 @@ class Api:
             elif key == "InstanceIds":
                 bad = [v for v in values if not shapes.valid_instance_id(v)]
                 if bad:
-                    raise invalid_instance_ids(bad, self.account_id)
+                    raise invalid_instance_ids(bad, account)
         fields = {"PingStatus": "PingStatus", "PlatformTypes": "PlatformType", "InstanceIds": "InstanceId"}
         now = time.time()
         with self.engine.lock:
             infos = [
                 i.information(now, self.engine.ping_timeout)
-                for i in self.registry.by_id.values()
+                for i in self._mine(account).values()
                 if selected is None or i.instance_id in selected
             ]
         for key, values in conditions:

@@ -5,6 +5,11 @@ instance profile, ``Name``/``env`` tags), and for ``full``/``light`` a container
 it (its agent registers with this service by polling). ``simulated`` instances stop at
 moto: the service plays their agent. Removing terminates the EC2 instance and removes the
 container.
+
+An instance lives in one account (``account``: a name or id of ``Config.accounts``, default
+moto's default account): launched with that account's EC2, AMI, subnet and instance
+profile, its metadata service naming that account, and seen only by callers of that
+account in the SSM API.
 """
 
 from __future__ import annotations
@@ -47,17 +52,17 @@ class Control:
         self.engine = engine
         self.registry = registry
         self.faults = faults
-        self.ec2 = aws.client("ec2", config.moto_url, config.region)
-        self.index = Ec2(self.ec2)  # shared with the API: tag look-ups, forgotten on every change
-        self.iam = aws.client("iam", config.moto_url, config.region)
-        self.sts = aws.client("sts", config.moto_url, config.region)
+        self.clients = aws.Clients(config.moto_url, config.region, config.account_id)
+        self.ec2 = self.clients("ec2")
+        self.index = Ec2(self.clients)  # shared with the API: tag look-ups, forgotten on every change
+        self.iam = self.clients("iam")
         # Instance profile, type and metadata options: what provision.yml gives real instances.
         self.spec = fleetspec.load()
         self.sessions: dict[str, dict] = {}  # instance id -> its role session's credentials
         self.sessions_lock = threading.Lock()
         self.provision_lock = threading.Lock()
-        self._ami: str | None = None
-        self._subnet: str | None = None
+        self._ami: dict[str, str] = {}
+        self._subnet: dict[str, str] = {}
         # Called with the network's gateway before containers start on it (the servers
         # listen there; see listen.py).
         self.on_network: Callable[[str], None] | None = None
@@ -69,6 +74,7 @@ class Control:
             "kind": inst.kind,
             "name": inst.name,
             "env": inst.env,
+            "account": inst.account,
             "tags": inst.tags,
             "private_ip": inst.private_ip,
             "container": inst.container,
@@ -78,8 +84,19 @@ class Control:
 
     def list(self, query: dict) -> list[dict]:
         with self.engine.lock:
-            found = self.registry.select(name=query.get("name"), env=query.get("env"), kind=query.get("kind"))
+            found = self.registry.select(
+                name=query.get("name"),
+                env=query.get("env"),
+                kind=query.get("kind"),
+                account=self._account(query.get("account")) if query.get("account") else None,
+            )
             return [self.view(i) for i in found]
+
+    def _account(self, name_or_id) -> str:
+        try:
+            return self.config.account(str(name_or_id) if name_or_id else None)
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
 
     # -- adding ------------------------------------------------------------------------
     def add(self, body: dict) -> list[dict]:
@@ -104,12 +121,13 @@ class Control:
                 sim = SimSpec.from_request(body)
             except (TypeError, ValueError) as exc:
                 raise BadRequest(str(exc)) from None
+        account = self._account(body.get("account"))
         wait = bool(body.get("wait", True))
         image = None
         if kind != "simulated":
             image, _built = InstanceImage(self.config, kind, log=log.info).ensure()
         with self.provision_lock:
-            launched = self._launch(count, name, env, tags)
+            launched = self._launch(count, name, env, tags, account)
             instances = [
                 Instance(
                     instance_id=item["InstanceId"],
@@ -121,6 +139,7 @@ class Control:
                     az=item["Placement"]["AvailabilityZone"],
                     ami=item["ImageId"],
                     role=self.spec.role,
+                    account=account,
                     sim=sim,
                 )
                 for item in launched
@@ -142,84 +161,94 @@ class Control:
         with self.engine.lock:
             return [self.view(i) for i in instances]
 
-    def _launch(self, count: int, name: str, env: str, tags: dict[str, str]) -> list[dict]:
+    def _launch(self, count: int, name: str, env: str, tags: dict[str, str], account: str) -> list[dict]:
+        ec2 = self.clients("ec2", account)
         all_tags = [{"Key": "Name", "Value": name}, {"Key": "env", "Value": env}]
         all_tags += [{"Key": k, "Value": v} for k, v in tags.items() if k not in ("Name", "env")]
         launched: list[dict] = []
         remaining = count
         while remaining:
             batch = min(remaining, 250)
-            answer = self.ec2.run_instances(
-                ImageId=self.ami(),
-                SubnetId=self.subnet(),
+            answer = ec2.run_instances(
+                ImageId=self.ami(account),
+                SubnetId=self.subnet(account),
                 InstanceType=self.spec.instance_type,
                 MinCount=batch,
                 MaxCount=batch,
                 MetadataOptions=self.spec.metadata_options,
-                IamInstanceProfile={"Name": self.instance_profile()},
+                IamInstanceProfile={"Name": self.instance_profile(account)},
                 TagSpecifications=[{"ResourceType": "instance", "Tags": all_tags}],
             )
             # moto attaches the instance profile to the first instance of a batch only.
             with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
-                list(pool.map(self._attach_profile, [i["InstanceId"] for i in answer["Instances"][1:]]))
+                later = [i["InstanceId"] for i in answer["Instances"][1:]]
+                list(pool.map(lambda iid: self._attach_profile(iid, account), later))
             launched += answer["Instances"]
             remaining -= batch
             self.index.forget()
         return launched
 
-    def subnet(self) -> str:
-        """The sandbox VPC's subnet (the whole VPC CIDR, like the Docker network): moto
-        hands out its addresses in order, and the containers take the same ones."""
-        if self._subnet is None:
-            cidr = self.config.vpc_cidr
+    def subnet(self, account: str | None = None) -> str:
+        """The account's subnet in the sandbox VPC (``Config.subnet_cidr``, inside the Docker
+        network's range): moto hands out its addresses in order, and the containers take
+        the same ones."""
+        account = account or self.config.account_id
+        if account not in self._subnet:
+            ec2 = self.clients("ec2", account)
+            vpc_cidr, cidr = self.config.vpc_cidr, self.config.subnet_cidr(account)
             name = f"mlops-sandbox-{self.config.name}"
-            found = self.ec2.describe_subnets(Filters=[{"Name": "tag:Name", "Values": [name]}])["Subnets"]
+            found = ec2.describe_subnets(Filters=[{"Name": "tag:Name", "Values": [name]}])["Subnets"]
             if found:
-                self._subnet = found[0]["SubnetId"]
+                self._subnet[account] = found[0]["SubnetId"]
                 vpc = found[0]["VpcId"]
             else:
                 tags = [{"ResourceType": "vpc", "Tags": [{"Key": "Name", "Value": name}]}]
-                vpc = self.ec2.create_vpc(CidrBlock=cidr, TagSpecifications=tags)["Vpc"]["VpcId"]
+                vpc = ec2.create_vpc(CidrBlock=vpc_cidr, TagSpecifications=tags)["Vpc"]["VpcId"]
                 tags = [{"ResourceType": "subnet", "Tags": [{"Key": "Name", "Value": name}]}]
-                self._subnet = self.ec2.create_subnet(
+                self._subnet[account] = ec2.create_subnet(
                     VpcId=vpc, CidrBlock=cidr, AvailabilityZone=f"{self.config.region}a", TagSpecifications=tags
                 )["Subnet"]["SubnetId"]
             # ECS tasks in awsvpc (Fargate) get an ENI with a private DNS name: moto needs
             # the VPC's DNS hostnames for it, as a VPC for Fargate has them on AWS.
-            self.ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
-        return self._subnet
+            ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
+        return self._subnet[account]
 
-    def _attach_profile(self, instance_id: str) -> None:
-        self.ec2.associate_iam_instance_profile(IamInstanceProfile={"Name": self.spec.role}, InstanceId=instance_id)
+    def _attach_profile(self, instance_id: str, account: str | None = None) -> None:
+        self.clients("ec2", account).associate_iam_instance_profile(
+            IamInstanceProfile={"Name": self.spec.role}, InstanceId=instance_id
+        )
 
-    def ami(self) -> str:
-        if self._ami is None:
-            images = self.ec2.describe_images(Owners=["self"], Filters=[{"Name": "name", "Values": [AMI_NAME]}])
+    def ami(self, account: str | None = None) -> str:
+        account = account or self.config.account_id
+        if account not in self._ami:
+            ec2 = self.clients("ec2", account)
+            images = ec2.describe_images(Owners=["self"], Filters=[{"Name": "name", "Values": [AMI_NAME]}])
             if images["Images"]:
-                self._ami = images["Images"][0]["ImageId"]
+                self._ami[account] = images["Images"][0]["ImageId"]
             else:
-                self._ami = self.ec2.register_image(
+                self._ami[account] = ec2.register_image(
                     Name=AMI_NAME, Description="Debian 12 model host (mlops sandbox instance image)"
                 )["ImageId"]
-        return self._ami
+        return self._ami[account]
 
-    def instance_profile(self) -> str:
-        """The fleet's instance profile; made bare (role, trust of EC2) when provision.yml has
-        not made it yet -- provision.yml attaches its policies, the sandbox none."""
+    def instance_profile(self, account: str | None = None) -> str:
+        """The fleet's instance profile in ``account``; made bare (role, trust of EC2) when
+        provision.yml has not made it yet -- provision.yml attaches its policies, the sandbox none."""
         role = self.spec.role
+        iam = self.clients("iam", account)
         try:
-            self.iam.get_instance_profile(InstanceProfileName=role)
-        except self.iam.exceptions.NoSuchEntityException:
+            iam.get_instance_profile(InstanceProfileName=role)
+        except iam.exceptions.NoSuchEntityException:
             trust = (
                 '{"Version":"2012-10-17","Statement":[{"Effect":"Allow",'
                 '"Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}'
             )
-            with contextlib.suppress(self.iam.exceptions.EntityAlreadyExistsException):
-                self.iam.create_role(RoleName=role, AssumeRolePolicyDocument=trust)
-            with contextlib.suppress(self.iam.exceptions.EntityAlreadyExistsException):
-                self.iam.create_instance_profile(InstanceProfileName=role)
-            with contextlib.suppress(self.iam.exceptions.LimitExceededException):
-                self.iam.add_role_to_instance_profile(InstanceProfileName=role, RoleName=role)
+            with contextlib.suppress(iam.exceptions.EntityAlreadyExistsException):
+                iam.create_role(RoleName=role, AssumeRolePolicyDocument=trust)
+            with contextlib.suppress(iam.exceptions.EntityAlreadyExistsException):
+                iam.create_instance_profile(InstanceProfileName=role)
+            with contextlib.suppress(iam.exceptions.LimitExceededException):
+                iam.add_role_to_instance_profile(InstanceProfileName=role, RoleName=role)
         return role
 
     def agent_credentials(self, instance_id: str) -> dict | None:
@@ -233,7 +262,8 @@ class Control:
 
     def credentials(self, instance_id: str) -> dict:
         """The instance profile role's credentials, as EC2 gives them to an instance: an STS
-        session of the profile's role named after the instance, renewed before it expires."""
+        session of the profile's role (in the instance's account, so moto files what the
+        session does there) named after the instance, renewed before it expires."""
         with self.engine.lock:
             inst = self.registry.get(instance_id)
         if inst is None:
@@ -242,10 +272,11 @@ class Control:
             held = self.sessions.get(instance_id)
             if held and held["Expiration"].timestamp() - time.time() > 900:
                 return held
-            profile = self.iam.get_instance_profile(InstanceProfileName=inst.role)["InstanceProfile"]
+            iam = self.clients("iam", inst.account)
+            profile = iam.get_instance_profile(InstanceProfileName=inst.role)["InstanceProfile"]
             if not profile.get("Roles"):
                 raise BadRequest(f"instance profile {inst.role} of {instance_id} has no role")
-            answer = self.sts.assume_role(
+            answer = self.clients("sts", inst.account).assume_role(
                 RoleArn=profile["Roles"][0]["Arn"], RoleSessionName=instance_id, DurationSeconds=SESSION_SECONDS
             )
             self.sessions[instance_id] = answer["Credentials"]
@@ -267,7 +298,7 @@ class Control:
             "MLOPS_INSTANCE_ID": inst.instance_id,
             "MLOPS_REGION": cfg.region,
             "MLOPS_AZ": inst.az,
-            "MLOPS_ACCOUNT_ID": cfg.account_id,
+            "MLOPS_ACCOUNT_ID": inst.account or cfg.account_id,
             "MLOPS_ROLE": inst.role,
             "MLOPS_PRIVATE_IP": inst.private_ip,
             "MLOPS_AMI_ID": inst.ami,
@@ -341,7 +372,13 @@ class Control:
         if not (body.get("name") or body.get("env") or body.get("kind") or ids):
             raise BadRequest("say which instances to remove: name, env, kind or instance_ids")
         with self.engine.lock:
-            found = self.registry.select(name=body.get("name"), env=body.get("env"), kind=body.get("kind"), ids=ids)
+            found = self.registry.select(
+                name=body.get("name"),
+                env=body.get("env"),
+                kind=body.get("kind"),
+                ids=ids,
+                account=self._account(body.get("account")) if body.get("account") else None,
+            )
         self._remove(found)
         return [i.instance_id for i in found]
 
@@ -358,21 +395,26 @@ class Control:
         volumes = [f"{n}-docker" for n in names if n]
         if volumes:
             containers.docker("volume", "rm", "-f", *volumes, check=False)
-        ids = [i.instance_id for i in instances]
-        for start in range(0, len(ids), 500):
-            try:
-                self.ec2.terminate_instances(InstanceIds=ids[start : start + 500])
-            except self.ec2.exceptions.ClientError as exc:
-                log.warning("terminating %s in moto failed: %s", ids[start], exc)
+        by_account: dict[str, list[str]] = {}
+        for inst in instances:
+            by_account.setdefault(inst.account or self.config.account_id, []).append(inst.instance_id)
+        for account, ids in by_account.items():
+            ec2 = self.clients("ec2", account)
+            for start in range(0, len(ids), 500):
+                try:
+                    ec2.terminate_instances(InstanceIds=ids[start : start + 500])
+                except ec2.exceptions.ClientError as exc:
+                    log.warning("terminating %s in moto (account %s) failed: %s", ids[start], account, exc)
         self.index.forget()
 
     # -- the default fleet ---------------------------------------------------------------------
     def ensure(self, body: dict) -> list[dict]:
         """At least ``count`` running instances of ``kind`` tagged name/env: restart, then add."""
         kind, name, env = body.get("kind", "full"), body.get("name"), body.get("env", "local")
+        account = self._account(body.get("account"))
         count = int(body.get("count", 0))
         with self.engine.lock:
-            have = self.registry.select(name=name, env=env, kind=kind)
+            have = self.registry.select(name=name, env=env, kind=kind, account=account)
         if kind != "simulated":
             # Instances of an older image (the recipe or the agent changed) are replaced.
             image, _built = InstanceImage(self.config, kind, log=log.info).ensure()
@@ -393,9 +435,9 @@ class Control:
             self.wait_online(stopped, timeout=120)
         missing = count - len(have)
         if missing > 0:
-            self.add({"kind": kind, "name": name, "env": env, "count": missing})
+            self.add({"kind": kind, "name": name, "env": env, "count": missing, "account": account})
         with self.engine.lock:
-            return [self.view(i) for i in self.registry.select(name=name, env=env, kind=kind)]
+            return [self.view(i) for i in self.registry.select(name=name, env=env, kind=kind, account=account)]
 
     def reconcile(self) -> list[str]:
         """After a restart: drop registered instances whose EC2 instance or container is gone."""
@@ -404,7 +446,9 @@ class Control:
         if not known:
             return []
         try:
-            alive = self.index.running()
+            alive: set[str] = set()
+            for account in {i.account or self.config.account_id for i in known}:
+                alive |= self.index.running(account)
         except Exception as exc:  # moto not reachable: keep everything, say so
             log.warning("cannot check instances against EC2: %s", exc)
             return []

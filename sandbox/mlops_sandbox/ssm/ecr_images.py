@@ -63,11 +63,12 @@ class EcrImages:
     def handles(self, action: str) -> bool:
         return action in self.ACTIONS and self.config.registry_enabled
 
-    def call(self, action: str, request: dict) -> dict:
+    def call(self, action: str, request: dict, account: str | None = None) -> dict:
+        """``account``: the caller's; its own registry unless the request names another."""
         repo = request.get("repositoryName")
         if not repo:
             raise SsmError("InvalidParameterException", "repositoryName is required")
-        registry_id = request.get("registryId") or self.config.account_id
+        registry_id = request.get("registryId") or account or self.config.account_id
         if registry_id != self.config.account_id or not self.repository_exists(repo):
             raise SsmError(
                 "RepositoryNotFoundException",

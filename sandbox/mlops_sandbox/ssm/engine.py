@@ -103,6 +103,7 @@ class Command:
     max_errors: str
     cloudwatch: dict
     steps: list[Step]
+    account: str = ""  # the account of the caller that sent it: only that account's callers see it
     concurrency: int = 50
     errors_allowed: int = 0
     no_targets: bool = False

@@ -33,6 +33,7 @@ class Instance:
     ami: str
     role: str
     container: str | None = None
+    account: str = ""  # the AWS account it lives in ("" in records of older sandboxes: the default one)
     registered: float = field(default_factory=time.time)
     sim: SimSpec | None = None
     # Runtime state (not saved).
@@ -91,9 +92,10 @@ class Instance:
 
 
 class Registry:
-    def __init__(self, path: Path, lock: threading.RLock) -> None:
+    def __init__(self, path: Path, lock: threading.RLock, default_account: str = "") -> None:
         self.path = path
         self.lock = lock
+        self.default_account = default_account
         self.by_id: dict[str, Instance] = {}
 
     def load(self) -> list[Instance]:
@@ -116,6 +118,7 @@ class Registry:
 
     def add(self, inst: Instance, save: bool = True) -> None:
         inst.cond = threading.Condition(self.lock)
+        inst.account = inst.account or self.default_account
         self.by_id[inst.instance_id] = inst
         if save:
             self.save()
@@ -134,10 +137,18 @@ class Registry:
         return self.by_id.get(instance_id)
 
     def select(
-        self, *, name: str | None = None, env: str | None = None, kind: str | None = None, ids: list[str] | None = None
+        self,
+        *,
+        name: str | None = None,
+        env: str | None = None,
+        kind: str | None = None,
+        ids: list[str] | None = None,
+        account: str | None = None,
     ) -> list[Instance]:
         found = []
         for inst in self.by_id.values():
+            if account is not None and inst.account != account:
+                continue
             if name is not None and inst.name != name:
                 continue
             if env is not None and inst.env != env:

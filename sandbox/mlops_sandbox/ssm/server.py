@@ -16,6 +16,14 @@ latency setting (``timing.py``), before it is answered or forwarded. What the se
 answers itself (Run Command, the ECR image reads) goes to the sandbox's call log
 (``calls.py``, source ``ssm``) with the caller's access key; what it forwards is recorded by
 moto, so each call is logged once.
+
+The caller's account is the one moto gives its access key (the identity table of
+``calls.py``: an STS session of a role is in the role's account); a key nobody issued is
+moto's default account. Run Command answers within that account (``api.py``).
+
+With the registry on another port than 443 (a second sandbox on the machine), ECR's
+GetAuthorizationToken names the proxy endpoint with that port, so that ``docker login``
+and image names agree with where the registry listens.
 """
 
 from __future__ import annotations
@@ -70,6 +78,21 @@ class Service:
         self.faults = faults
         self.moto = moto
         self.started = time.time()
+        self._accounts: dict[str, str] = {}  # access key -> account, from the identity table
+
+    def account_of(self, access_key: str | None) -> str | None:
+        """The account of an access key (moto's rules); None without a config (unit tests)."""
+        if self.config is None:
+            return None
+        if not access_key:
+            return self.config.account_id
+        known = self._accounts.get(access_key)
+        if known is None:
+            found = calls.identity_of(self.config, access_key)
+            if found is None or not found.get("account"):
+                return self.config.account_id  # a key moto never issued: its default account
+            known = self._accounts[access_key] = found["account"]
+        return known
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -160,8 +183,10 @@ class Handler(BaseHTTPRequestHandler):
             self._record("ssm", action, {}, 400, "SerializationException")
             self._error(SsmError("SerializationException", "the request body is not a JSON object"))
             return
+        scope = calls.scope_of(self.headers.get("Authorization"))
+        account = self.service.account_of(scope.access_key if scope else None)
         try:
-            answer = api.call(action, request)
+            answer = api.call(action, request, account)
         except SsmError as exc:
             log.info("%s -> %s: %s", action, exc.code, exc.message)
             self._record("ssm", action, request, exc.status, exc.code)
@@ -182,6 +207,7 @@ class Handler(BaseHTTPRequestHandler):
             return
         scope = calls.scope_of(self.headers.get("Authorization"))
         region = scope.region if scope else config.region
+        account = self.service.account_of(scope.access_key if scope else None) or config.account_id
         try:
             calls.record(
                 config,
@@ -190,7 +216,7 @@ class Handler(BaseHTTPRequestHandler):
                 operation=action,
                 access_key=scope.access_key if scope else None,
                 region=region,
-                resources=arns.resources(service, action, request, region, config.account_id),
+                resources=arns.resources(service, action, request, region, account),
                 status=status,
                 error=error,
             )
@@ -210,7 +236,8 @@ class Handler(BaseHTTPRequestHandler):
         try:
             request = json.loads(body or b"{}")
             request = request if isinstance(request, dict) else {}
-            answer = ecr.call(action, request)
+            scope = calls.scope_of(self.headers.get("Authorization"))
+            answer = ecr.call(action, request, self.service.account_of(scope.access_key if scope else None))
         except ValueError:
             self._record("ecr", action, {}, 400, "SerializationException")
             self._error(SsmError("SerializationException", "the request body is not a JSON object"))
