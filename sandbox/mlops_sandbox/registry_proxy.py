@@ -4,7 +4,8 @@
 listens where clients reach the ECR stand-in (the registry port, TLS with the registry's
 certificate; on ``127.0.0.1``, the relay (``relay.py``) passing the bridges' gateways on to
 it byte for byte), checks each request's credentials and passes it on to Debian's
-``docker-registry``, which listens on a Unix socket of the sandbox only.
+``docker-registry``, which listens on a Unix socket of the sandbox only. Plain HTTP on the
+TLS port gets docker-registry's own plain ``400`` (it says to use HTTPS), not a silent close.
 
 Credentials: ``docker login`` with user ``AWS`` and the password from the sandbox's
 GetAuthorizationToken: ``<account>-auth-token`` for a key the sandbox cannot tie to an
@@ -226,6 +227,10 @@ def _registry_error(status: int) -> str:
     return {401: "UNAUTHORIZED", 403: "DENIED", 404: "NOT_FOUND"}.get(status, f"HTTP{status}")
 
 
+TLS_HANDSHAKE = b"\x16"  # the content type of a TLS record opening a handshake
+PLAIN_HTTP_ANSWER = b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"
+
+
 class Server(ThreadingHTTPServer):
     """TLS per connection, in the connection's own thread (a slow handshake holds no one up)."""
 
@@ -237,6 +242,11 @@ class Server(ThreadingHTTPServer):
     def finish_request(self, request, client_address) -> None:
         request.settimeout(300)
         try:
+            first = request.recv(1, socket.MSG_PEEK)
+            if first and first != TLS_HANDSHAKE:
+                # Plain HTTP on the TLS port: said in plain HTTP, as docker-registry (Go) says it.
+                request.sendall(PLAIN_HTTP_ANSWER)
+                return
             tls = self.context.wrap_socket(request, server_side=True)
         except (ssl.SSLError, OSError) as exc:
             log.info("TLS handshake with %s failed: %s", client_address[0], exc)
