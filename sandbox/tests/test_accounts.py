@@ -9,13 +9,18 @@ of that account only, as AWS does.
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
+import time
 import uuid
 
 import pytest
 
+from mlops_sandbox import calls
+
 from .conftest import boto_client, wait_for
+from .test_registry import CONFIG, docker, ecr_client, moto_login, needs_registry, tiny_image
 
 DEV = "111111111111"
 
@@ -106,6 +111,47 @@ def test_ssm_answers_within_the_callers_account(sandbox_env, dev_instance):
     events = wait_for(dev_output, 30, "the dev instance's output in dev's CloudWatch Logs")
     assert [e["message"] for e in events] == ["from-dev"]
     assert boto_client(sandbox_env, "logs").describe_log_groups(logGroupNamePrefix=group)["logGroups"] == []
+
+
+@needs_registry
+def test_a_dev_session_pulls_from_the_shared_registry(sandbox_env, tmp_path):
+    """The shared registry account (the default one) serves the other accounts' pulls: a
+    dev role session asking for its registry id gets the registry as clients reach it
+    (with the port unless 443) and a token of its own, and its pull is dev's in the log.
+    Its own account's registry keeps moto's name (the sandbox serves no registry there)."""
+    shared = CONFIG.account_id
+    name = f"mlops-sandbox-selftest/shared-{uuid.uuid4().hex[:6]}"
+    ecr_client(CONFIG.moto_url, CONFIG.region).create_repository(repositoryName=name)
+    ref = f"{CONFIG.registry_address}/{name}:1"
+    pusher, puller = tmp_path / "pusher", tmp_path / "puller"
+    _host, user, password = moto_login(CONFIG.moto_url, CONFIG.region)
+    login = docker(["login", "--username", user, "--password-stdin", CONFIG.registry_address], pusher, password)
+    assert login.returncode == 0, login.stderr
+    tiny_image(ref, pusher)
+    try:
+        assert docker(["push", ref], pusher).returncode == 0
+        assert docker(["image", "rm", ref], pusher).returncode == 0
+
+        creds = session(sandbox_env, DEV)
+        ecr_dev = boto_client(sandbox_env, "ecr", credentials=creds)
+        [data] = ecr_dev.get_authorization_token(registryIds=[shared])["authorizationData"]
+        assert data["proxyEndpoint"] == f"https://{CONFIG.registry_address}"
+        user, _sep, password = base64.b64decode(data["authorizationToken"]).decode().partition(":")
+        assert password == f"{shared}-auth-token.{creds['AccessKeyId']}"  # dev's own token
+        [own] = ecr_dev.get_authorization_token()["authorizationData"]
+        assert own["proxyEndpoint"] == f"https://{DEV}.dkr.ecr.{CONFIG.region}.amazonaws.com"
+
+        start = time.time()
+        login = docker(["login", "--username", user, "--password-stdin", CONFIG.registry_address], puller, password)
+        assert login.returncode == 0, login.stderr
+        pull = docker(["pull", ref], puller)
+        assert pull.returncode == 0, pull.stderr
+        mine = [e for e in calls.read(CONFIG, since=start) if e["source"] == "registry"]
+        assert "BatchGetImage" in {e["operation"] for e in mine}
+        assert {e["principal"] for e in mine} == {f"arn:aws:sts::{DEV}:assumed-role/accounts-test/accounts-test"}
+    finally:
+        docker(["image", "rm", "--force", ref], pusher)
+        ecr_client(CONFIG.moto_url, CONFIG.region).delete_repository(repositoryName=name, force=True)
 
 
 def test_an_unknown_account_is_refused(control):
