@@ -17,7 +17,7 @@ import uuid
 
 import pytest
 
-from mlops_sandbox import calls
+from mlops_sandbox import calls, fleetspec
 
 from .conftest import boto_client, wait_for
 from .test_registry import CONFIG, docker, ecr_client, moto_login, needs_registry, tiny_image
@@ -111,6 +111,42 @@ def test_ssm_answers_within_the_callers_account(sandbox_env, dev_instance):
     events = wait_for(dev_output, 30, "the dev instance's output in dev's CloudWatch Logs")
     assert [e["message"] for e in events] == ["from-dev"]
     assert boto_client(sandbox_env, "logs").describe_log_groups(logGroupNamePrefix=group)["logGroups"] == []
+
+
+def test_a_dev_instance_writes_its_output_as_its_role_session(sandbox_env, dev_instance):
+    """As the agent does: the instance's CloudWatch output is written with its instance
+    profile role's session, which is in dev's account, the group looked up once per command
+    and made only when missing."""
+    iid = dev_instance["instance_id"]
+    creds = session(sandbox_env, DEV)
+    ssm_dev = boto_client(sandbox_env, "ssm", credentials=creds)
+    logs_dev = boto_client(sandbox_env, "logs", credentials=creds)
+    group = f"/sandbox-tests/agent-{uuid.uuid4().hex[:6]}"
+    start = time.time()
+    for word in ("first", "second"):
+        sent = ssm_dev.send_command(
+            InstanceIds=[iid],
+            DocumentName="AWS-RunShellScript",
+            Parameters={"commands": [f"echo {word}"]},
+            CloudWatchOutputConfig={"CloudWatchOutputEnabled": True, "CloudWatchLogGroupName": group},
+        )["Command"]["CommandId"]
+        stream = f"{sent}/{iid}/aws-runShellScript/stdout"
+
+        def output(stream=stream):
+            try:
+                return logs_dev.get_log_events(logGroupName=group, logStreamName=stream)["events"] or None
+            except logs_dev.exceptions.ResourceNotFoundException:
+                return None
+
+        events = wait_for(output, 60, f"the {word} command's output in dev's CloudWatch Logs")
+        assert [e["message"] for e in events] == [word]
+    principal = f"arn:aws:sts::{DEV}:assumed-role/{fleetspec.load().role}/{iid}"
+    writes = [e for e in calls.read(CONFIG, since=start) if e["service"] == "logs" and e["principal"] == principal]
+    operations = [e["operation"] for e in writes]
+    assert operations.count("DescribeLogGroups") == 2, operations  # once per command
+    assert operations.count("CreateLogGroup") == 1, operations  # the first command's, the group was missing
+    assert operations.count("PutLogEvents") >= 2, operations
+    assert {e["account"] for e in writes} == {DEV}
 
 
 @needs_registry
