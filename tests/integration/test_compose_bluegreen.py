@@ -76,6 +76,12 @@ def bg(aws, aws_env):
     try:
         with sandbox.fleet("full", 1, name=f"bg-{uuid.uuid4().hex[:6]}") as found:
             host = InstancePlays(found[0]["container"], Playbook)
+            # Online (its agent answers) comes before the host's proxy is up: mlops-proxy.service
+            # starts after docker.service and first loads its image from the archive.
+            waited = host.sh(
+                "timeout 240 sh -c 'until [ -S /run/mlops-proxy/admin.sock ]; do sleep 0.5; done'", check=False
+            )
+            assert waited.returncode == 0, "the instance's proxy did not come up within 240 s"
             yield {"host": host, "ip": found[0]["private_ip"], "images": images}
     finally:
         cleanup_images()

@@ -179,6 +179,12 @@ def wait_for_ping(aws, instance_id, status, timeout=90.0):
 def test_preflight_catches_offline_and_unmanaged(playbook, aws, aws_env, simulated, clean_faults):
     name, ids = simulated(3, duration=1)
     offline_id = ids[0]
+    # The sandbox keeps AWS's ConnectionLost delay (600 s) by default; this test needs it soon.
+    with clean_faults.timing(connection_lost_after=15):
+        _preflight_run(playbook, aws, aws_env, clean_faults, name, ids, offline_id)
+
+
+def _preflight_run(playbook, aws, aws_env, clean_faults, name, ids, offline_id):
     clean_faults.offline([offline_id])
     # An EC2 instance with the same tag that SSM does not manage (no agent at all).
     ec2 = aws("ec2")

@@ -51,6 +51,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
 class Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
 
+    def handle_error(self, request, client_address):
+        """A client that went away (a health probe that timed out) is one line, as real
+        servers log it, not socketserver's traceback."""
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionError):
+            print("%s client %s went away: %s" % (VERSION, client_address[0], error), flush=True)
+            return
+        super().handle_error(request, client_address)
+
 
 if __name__ == "__main__":
     # As PID 1 a process ignores SIGTERM unless it handles it: stop at once, like a real server.
