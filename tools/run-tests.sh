@@ -16,7 +16,8 @@ summary() { printf '== %-13s %s in %ss — %s\n' "$1:" "$2" "$3" "$4"; }
 pytest_layer() {
   local name=$1; shift
   local log=$OUT/$name.log rc
-  pytest "$@" 2>&1 | tee "$log"
+  # the slowest tests are listed at the end of each log (where the suite's time goes)
+  pytest --durations=25 --durations-min=5 "$@" 2>&1 | tee "$log"
   rc=${PIPESTATUS[0]}
   LAYER_INFO=$(grep -E '^(=+ )?[0-9]+ (passed|failed|error).* in [0-9.]+s|no tests ran' "$log" | tail -n1 | sed -E 's/^=+ //; s/ =+$//')
   if [ "$rc" -eq 5 ]; then LAYER_INFO="no tests collected (pytest exit 5): the layer tested nothing"; fi
