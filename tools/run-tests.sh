@@ -12,6 +12,11 @@ ALL=(lint ansible-lint sanity galaxy unit sandbox-test molecule integration ci)
 
 summary() { printf '== %-13s %s in %ss — %s\n' "$1:" "$2" "$3" "$4"; }
 
+# The layers that need the sandbox start it (idempotent), except in the background of `all`:
+# there the sandbox is up already, and another `up` while the integration tests run would
+# bring the default fleet back to its count under a test that stopped an instance on purpose.
+sandbox_up() { [ "${MLOPS_SANDBOX_IS_UP:-0}" = 1 ] || mlops-sandbox up; }
+
 # pytest: exit code 5 (nothing collected) is a failure of the suite, like any non-zero.
 pytest_layer() {
   local name=$1; shift
@@ -68,7 +73,7 @@ layer_galaxy() { tools/galaxy-importer.sh; local rc=$?; LAYER_INFO=$(cat "$OUT/g
 layer_unit() { pytest_layer unit tests/unit demo/tests -q -p no:cacheprovider; }
 
 layer_sandbox-test() {
-  mlops-sandbox up || return 1
+  sandbox_up || return 1
   pytest_layer sandbox-test sandbox/tests -q -p no:cacheprovider
 }
 
@@ -81,7 +86,7 @@ layer_sandbox-test() {
 # apt (archives, lists) and pip in the containers use caches on the machine (MLOPS_MOLECULE_CACHE), kept
 # between runs: a rerun downloads nothing. MOLECULE_ROLES narrows the run (role, or role/scenario).
 layer_molecule() {
-  mlops-sandbox up || return 1
+  sandbox_up || return 1
   set -a; . "$ROOT/.sandbox/env"; set +a
   MLOPS_SANDBOX_SYSTEMD_IMAGE=$(mlops-sandbox image systemd) || return 1
   export MLOPS_SANDBOX_SYSTEMD_IMAGE
@@ -121,14 +126,14 @@ layer_molecule() {
 }
 
 layer_integration() {
-  mlops-sandbox up || return 1
+  sandbox_up || return 1
   pytest_layer integration tests/integration -q -p no:cacheprovider
 }
 
 # The CI templates run for real: gitlab-ci-local (shell executor) and the GitHub workflow's
 # deploy steps against the sandbox's dev, staging and prod accounts (tests/ci).
 layer_ci() {
-  mlops-sandbox up || return 1
+  sandbox_up || return 1
   pytest_layer ci tests/ci -q -p no:cacheprovider
 }
 
@@ -146,12 +151,15 @@ run_layer() {
   return $rc
 }
 
-# `all`: the layers in order, except BESIDE, which runs in the background beside
-# the sandbox-backed pytest layers from the first of them on (their own containers, the
-# same sandbox; on 2 cores most of their time is waiting on containers). Its output goes
-# to .build/test-logs/<layer>.out, its summary line joins the others when it ends.
-# MLOPS_TEST_SERIAL=1 runs everything in order.
-BESIDE=molecule
+# `all`: the layers in order, except the BESIDE ones, which run one after the other in the
+# background beside the sandbox-backed pytest layers from BESIDE_FROM on (their own
+# containers and accounts, the same sandbox; on 2 cores most of their time is waiting on
+# containers). molecule's scenarios use containers of their own; the CI layer's pipelines
+# run in the sandbox's dev, staging and prod accounts, whose SSM calls the integration
+# tests' throttling and call counts leave alone (they are narrowed to moto's default
+# account). Their output goes to .build/test-logs/<layer>.out, their summary lines join
+# the others as they end. MLOPS_TEST_SERIAL=1 runs everything in order.
+BESIDE=(molecule ci)
 BESIDE_FROM=sandbox-test
 
 failed() {
@@ -160,12 +168,30 @@ failed() {
   exit 1
 }
 
-# The background layer ends before the suite does (pass or fail): nothing of it is left running.
+is_beside() { local l; for l in "${BESIDE[@]}"; do [ "$l" = "$1" ] && return 0; done; return 1; }
+
+# The BESIDE layers of this run, each to its own .out; the names of those that failed
+# go to beside.failed.
+run_beside() {
+  local layer
+  export MLOPS_SANDBOX_IS_UP=1
+  : >"$OUT/beside.failed"
+  for layer in "$@"; do
+    run_layer "$layer" >"$OUT/$layer.out" 2>&1 || echo "$layer" >>"$OUT/beside.failed"
+  done
+  [ ! -s "$OUT/beside.failed" ]
+}
+
+# The background layers end before the suite does (pass or fail): nothing of them is left running.
 join_beside() {
-  local pid=$1 layer=$2
+  local pid=$1 layer
   [ -n "$pid" ] || return 0
-  echo "---- waiting for $layer (running beside; output: .build/test-logs/$layer.out)"
-  wait "$pid" || { tail -n 40 "$OUT/$layer.out"; return 1; }
+  echo "---- waiting for ${beside_layers[*]} (running beside; output: .build/test-logs/<layer>.out)"
+  wait "$pid" && return 0
+  while read -r layer; do
+    echo "---- $layer (beside) failed:"; tail -n 40 "$OUT/$layer.out"
+  done <"$OUT/beside.failed"
+  return 1
 }
 
 layers=("$@")
@@ -174,25 +200,27 @@ if [ "${layers[0]:-all}" = all ]; then layers=("${ALL[@]}"); mode=all; fi
 [ "${MLOPS_TEST_SERIAL:-0}" = 1 ] && mode=given
 : >"$OUT/summary.txt"
 total=$SECONDS
-beside_pid="" beside_layer=""
+beside_pid="" beside_layers=()
 for layer in "${layers[@]}"; do
   declare -F "layer_$layer" >/dev/null || { echo "unknown layer: $layer (one of: ${ALL[*]})" >&2; exit 2; }
 done
+if [ "$mode" = all ]; then
+  for layer in "${layers[@]}"; do is_beside "$layer" && beside_layers+=("$layer"); done
+fi
 for layer in "${layers[@]}"; do
-  if [ "$mode" = all ] && [ "$layer" = "$BESIDE" ]; then continue; fi
+  if [ "$mode" = all ] && is_beside "$layer"; then continue; fi
   if [ "$mode" = all ] && [ "$layer" = "$BESIDE_FROM" ] && [ -z "$beside_pid" ]; then
     # One `up` before both sides, so they never race to start the sandbox.
     mlops-sandbox up || failed "$layer"
-    beside_layer=$BESIDE
-    echo "---- $beside_layer: started beside the next layers (output: .build/test-logs/$beside_layer.out)"
-    run_layer "$beside_layer" >"$OUT/$beside_layer.out" 2>&1 &
+    echo "---- ${beside_layers[*]}: started beside the next layers, one after the other (output: .build/test-logs/<layer>.out)"
+    run_beside "${beside_layers[@]}" &
     beside_pid=$!
   fi
   if ! run_layer "$layer"; then
-    join_beside "$beside_pid" "$beside_layer"
+    join_beside "$beside_pid"
     failed "$layer"
   fi
 done
-join_beside "$beside_pid" "$beside_layer" || failed "$beside_layer"
+join_beside "$beside_pid" || failed "$(paste -sd, "$OUT/beside.failed")"
 echo; echo "Summary:"; cat "$OUT/summary.txt"
 echo "ALL PASSED (${layers[*]}) in $((SECONDS - total))s"

@@ -8,10 +8,10 @@
     mlops-sandbox instances list [--name N] [--env E] [--kind K] [--json]
     mlops-sandbox instances remove --name scale-test
     mlops-sandbox faults show | clear
-    mlops-sandbox faults throttle 0.3 [--actions ListCommandInvocations,GetCommandInvocation] [--limit N]
+    mlops-sandbox faults throttle 0.3 [--actions ListCommandInvocations,GetCommandInvocation] [--limit N] [--account ID]
     mlops-sandbox faults offline|online|kill i-0abc... [--on start --after 2]
     mlops-sandbox faults delay 40 [i-0abc...]
-    mlops-sandbox calls [--reset]
+    mlops-sandbox calls [--reset] [--account ID]
     mlops-sandbox settings [--connection-lost-after 600] [--latency 0.02-0.08] [--list-lag 2]
     mlops-sandbox image systemd|host|full|light    # built when missing (cached by content); prints its tag
 """
@@ -86,6 +86,7 @@ def _parser() -> argparse.ArgumentParser:
     thr.add_argument("--actions", help="comma-separated actions (default: every SSM action)")
     thr.add_argument("--limit", type=int, help="throttle at most this many calls")
     thr.add_argument("--seed", type=int)
+    thr.add_argument("--account", help="only this account's calls (default: every account's)")
     for verb, text in (("offline", "the agent stops answering"), ("online", "the agent answers again")):
         p = faults.add_parser(verb, help=text)
         p.add_argument("ids", nargs="+", metavar="INSTANCE_ID")
@@ -99,6 +100,7 @@ def _parser() -> argparse.ArgumentParser:
 
     calls = sub.add_parser("calls", help="SSM API calls per action since the last reset")
     calls.add_argument("--reset", action="store_true")
+    calls.add_argument("--account", help="only this account's calls (default: every account's)")
 
     settings = sub.add_parser("settings", help="show or change the SSM service's timing (AWS's by default)")
     settings.add_argument(
@@ -252,13 +254,13 @@ def main(argv: list[str] | None = None) -> int:
         elif args.action == "instances":
             _instances(args, Sandbox(config.control_url))
         elif args.action == "faults":
-            _faults(args, Sandbox(config.control_url))
+            _faults(args, Sandbox(config.control_url, account=getattr(args, "account", None)))
         elif args.action == "settings":
             _settings(args, Sandbox(config.control_url))
         elif args.action == "image":
             print(_image(args.which, config))
         else:
-            sb = Sandbox(config.control_url)
+            sb = Sandbox(config.control_url, account=args.account)
             print(json.dumps(sb.reset_calls() if args.reset else sb.calls(), indent=2))
     except (SandboxError, SandboxControlError) as exc:
         print(f"sandbox: ERROR: {exc}", file=sys.stderr)

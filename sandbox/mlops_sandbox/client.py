@@ -39,9 +39,14 @@ class SandboxControlError(RuntimeError):
 
 
 class Sandbox:
-    def __init__(self, url: str | None = None, timeout: float = 900) -> None:
+    """The sandbox's control API. ``account``: the account whose SSM calls ``throttle``
+    throttles and ``calls``/``reset_calls`` count (None: every account's), so tests in
+    different accounts can share the sandbox at once."""
+
+    def __init__(self, url: str | None = None, timeout: float = 900, account: str | None = None) -> None:
         self.url = (url or os.environ.get("MLOPS_SANDBOX_CONTROL_URL") or Config().control_url).rstrip("/")
         self.timeout = timeout
+        self.account = account
 
     def _call(self, method: str, path: str, body: dict | None = None) -> dict:
         data = None if body is None else json.dumps(body).encode()
@@ -146,9 +151,12 @@ class Sandbox:
     def throttle(
         self, share: float, actions: list[str] | None = None, limit: int | None = None, seed: int | None = None
     ) -> dict:
-        """Answer ``share`` (0..1) of SSM calls (of ``actions``, default all) with ThrottlingException."""
+        """Answer ``share`` (0..1) of SSM calls (of ``actions``, default all; of this client's
+        account, when it has one) with ThrottlingException."""
         return self._call(
-            "POST", "/faults/throttle", {"share": share, "actions": actions, "limit": limit, "seed": seed}
+            "POST",
+            "/faults/throttle",
+            {"share": share, "actions": actions, "limit": limit, "seed": seed, "account": self.account},
         )
 
     def offline(self, ids: list[str]) -> list[str]:
@@ -189,13 +197,14 @@ class Sandbox:
 
     # -- API call counters -------------------------------------------------------------------------
     def calls(self) -> dict:
-        """``{"calls": {action: n}, "throttled": {action: n}, "total": n}`` since the last reset."""
-        return self._call("GET", "/calls")
+        """``{"calls": {action: n}, "throttled": {action: n}, "total": n}`` since the last reset
+        (of this client's account, when it has one)."""
+        return self._call("GET", "/calls" + (f"?account={self.account}" if self.account else ""))
 
     def call_log(self, since: float | None = None) -> list[dict]:
         """The call log of every component (``mlops_sandbox.calls``), oldest first, identities resolved."""
         return self._call("GET", "/calls/log" + (f"?since={since}" if since is not None else ""))["calls"]
 
     def reset_calls(self) -> dict:
-        """Reset the counters; returns what they were."""
-        return self._call("POST", "/calls/reset", {})
+        """Reset the counters (of this client's account, when it has one); returns what they were."""
+        return self._call("POST", "/calls/reset", {"account": self.account})

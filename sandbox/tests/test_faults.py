@@ -88,13 +88,15 @@ def test_faults_and_calls_from_the_command_line(sandbox_env, clean_faults):
         return json.loads(result.stdout)
 
     rule = cli("faults", "throttle", "1", "--actions", "ListDocuments", "--limit", "1")["throttle"]
-    assert rule == {"share": 1.0, "actions": ["ListDocuments"], "limit": 1, "throttled": 0}
+    assert rule == {"share": 1.0, "actions": ["ListDocuments"], "limit": 1, "account": None, "throttled": 0}
     cli("calls", "--reset")
     no_retries = boto_client(sandbox_env, "ssm", attempts=1)
     with pytest.raises(ClientError):
         no_retries.list_documents()
     no_retries.list_documents()  # forwarded to moto once the rule retired
     assert cli("calls") == {"calls": {"ListDocuments": 2}, "throttled": {"ListDocuments": 1}, "total": 2}
+    assert cli("calls", "--account", sandbox_env["MLOPS_SANDBOX_ACCOUNT_ID"])["total"] == 2
+    assert cli("calls", "--account", "111111111111") == {"calls": {}, "throttled": {}, "total": 0}
     assert cli("faults", "clear") == {"throttle": None, "delivery_delay": {}, "kill_on_start": {}}
     bad = subprocess.run(
         [str(BIN / "mlops-sandbox"), "faults", "throttle", "2"],
@@ -106,3 +108,31 @@ def test_faults_and_calls_from_the_command_line(sandbox_env, clean_faults):
     assert bad.returncode == 1
     assert "share must be between 0 and 1" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_throttling_and_counting_narrowed_to_one_account(sandbox_env, clean_faults):
+    """A test in one account (the CI layer's, say) neither throttles nor counts the calls of
+    a test running beside it in another: the account is the caller's, from its access key."""
+    from mlops_sandbox.client import Sandbox
+
+    default = sandbox_env["MLOPS_SANDBOX_ACCOUNT_ID"]
+    dev = "111111111111"
+    sts = boto_client(sandbox_env, "sts")
+    creds = sts.assume_role(RoleArn=f"arn:aws:iam::{dev}:role/faults-test", RoleSessionName="faults-test")[
+        "Credentials"
+    ]
+    dev_ssm = boto_client(sandbox_env, "ssm", attempts=1, credentials=creds)
+    default_ssm = boto_client(sandbox_env, "ssm", attempts=1)
+    mine = Sandbox(sandbox_env["MLOPS_SANDBOX_CONTROL_URL"], account=dev)
+    mine.reset_calls()
+    mine.throttle(1.0, actions=["ListCommands"])
+    with pytest.raises(ClientError, match="ThrottlingException"):
+        dev_ssm.list_commands(MaxResults=1)
+    theirs = Sandbox(sandbox_env["MLOPS_SANDBOX_CONTROL_URL"], account=default)
+    before = theirs.calls()
+    assert default_ssm.list_commands(MaxResults=1)["ResponseMetadata"]["HTTPStatusCode"] == 200
+    assert mine.calls() == {"calls": {"ListCommands": 1}, "throttled": {"ListCommands": 1}, "total": 1}
+    after = theirs.calls()
+    assert after["calls"]["ListCommands"] == before["calls"].get("ListCommands", 0) + 1
+    assert after["throttled"] == before["throttled"]  # the default account's call went through
+    assert mine.faults()["throttle"]["account"] == dev

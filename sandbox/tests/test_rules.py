@@ -339,3 +339,25 @@ def test_throttle_switch_and_counters():
     assert faults.counters()["total"] == 0
     with pytest.raises(ValueError, match="share"):
         faults.set_throttle(1.5)
+
+
+def test_throttle_and_counters_of_one_account_leave_the_others_alone():
+    faults = Faults()
+    faults.set_throttle(1.0, account="111111111111")
+    assert [faults.call("ListCommands", "111111111111"), faults.call("ListCommands", "222222222222")] == [True, False]
+    faults.call("SendCommand", "222222222222")
+    assert faults.counters("111111111111") == {
+        "calls": {"ListCommands": 1},
+        "throttled": {"ListCommands": 1},
+        "total": 1,
+    }
+    assert faults.counters()["calls"] == {"ListCommands": 2, "SendCommand": 1}
+    # Resetting one account's counters keeps the other's.
+    assert faults.reset_counters("111111111111")["total"] == 1
+    assert faults.counters("111111111111")["total"] == 0
+    assert faults.counters("222222222222") == {
+        "calls": {"ListCommands": 1, "SendCommand": 1},
+        "throttled": {},
+        "total": 2,
+    }
+    assert faults.state()["throttle"]["account"] == "111111111111"

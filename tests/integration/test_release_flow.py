@@ -405,7 +405,8 @@ def test_5_a_second_run_is_refused_naming_the_holder(fleet):
     # The first run's canary waits 60 s for its agent (a slow delivery), so the first run
     # holds the lock while the second one, which builds nothing, comes to it. The delay
     # is fixed when a command is sent: clearing it lets the later batches go at once.
-    control.delay_delivery(60)
+    # Only this fleet's deliveries (the CI layer's pipelines may run beside, in other accounts).
+    control.delay_delivery(60, fleet.instances)
     first = fleet.play(SITE, "-e", tag(fleet, "v1"), "-e", "release_deployed_by=alice", wait=False)
     try:
         deadline = time.monotonic() + 300

@@ -39,7 +39,9 @@ def run_id():
 
 @pytest.fixture(scope="module")
 def sandbox(aws_env):
-    return Sandbox(aws_env["MLOPS_SANDBOX_CONTROL_URL"])
+    # Throttling and call counts of this account only: the CI layer's pipelines may run
+    # beside these tests in their own accounts.
+    return Sandbox(aws_env["MLOPS_SANDBOX_CONTROL_URL"], account=aws_env["MLOPS_SANDBOX_ACCOUNT_ID"])
 
 
 @pytest.fixture(scope="module")

@@ -2,8 +2,11 @@
 
 Switches are plain state read by the server and the engine: throttle a share of API
 calls (``ThrottlingException``), delay delivery to instances, kill an instance when its
-next invocation starts. Taking an instance offline or killing it now acts on the
-instance itself (see ``control.py``).
+next invocation starts. Throttling and the counters can be narrowed to one account (the
+caller's, as the server finds it from the access key), so a test in one account neither
+throttles nor counts the calls of another test running beside it in another account.
+Taking an instance offline or killing it now acts on the instance itself (see
+``control.py``).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ class ThrottleRule:
     share: float
     actions: frozenset[str] | None  # None: every SSM action
     limit: int | None  # at most this many throttled answers, then the rule retires
+    account: str | None = None  # None: every account's calls
     hits: int = 0
 
     def to_dict(self) -> dict:
@@ -26,6 +30,7 @@ class ThrottleRule:
             "share": self.share,
             "actions": sorted(self.actions) if self.actions else None,
             "limit": self.limit,
+            "account": self.account,
             "throttled": self.hits,
         }
 
@@ -37,12 +42,17 @@ class Faults:
         self.throttle_rule: ThrottleRule | None = None
         self.delays: dict[str, float] = {}  # instance id or "*" -> seconds
         self.kill_on_start: dict[str, float] = {}  # instance id -> seconds after the start
-        self.calls: Counter[str] = Counter()
-        self.throttled: Counter[str] = Counter()
+        self.calls: Counter[tuple[str | None, str]] = Counter()  # (account, action) -> n
+        self.throttled: Counter[tuple[str | None, str]] = Counter()
 
     # -- throttling and counting -------------------------------------------------
     def set_throttle(
-        self, share: float, actions: list[str] | None = None, limit: int | None = None, seed: int | None = None
+        self,
+        share: float,
+        actions: list[str] | None = None,
+        limit: int | None = None,
+        seed: int | None = None,
+        account: str | None = None,
     ) -> ThrottleRule | None:
         if not 0.0 <= share <= 1.0:
             raise ValueError(f"share must be between 0 and 1, got {share}")
@@ -51,38 +61,53 @@ class Faults:
         with self.lock:
             if seed is not None:
                 self.rng.seed(seed)
-            self.throttle_rule = ThrottleRule(share, frozenset(actions) if actions else None, limit) if share else None
+            self.throttle_rule = (
+                ThrottleRule(share, frozenset(actions) if actions else None, limit, account or None) if share else None
+            )
             return self.throttle_rule
 
-    def call(self, action: str) -> bool:
-        """Count a call of ``action``; True when it must be answered with ThrottlingException."""
+    def call(self, action: str, account: str | None = None) -> bool:
+        """Count a call of ``action`` by ``account``; True when it must be answered with
+        ThrottlingException."""
         with self.lock:
-            self.calls[action] += 1
+            self.calls[(account, action)] += 1
             rule = self.throttle_rule
             if rule is None or (rule.actions is not None and action not in rule.actions):
+                return False
+            if rule.account is not None and rule.account != account:
                 return False
             if self.rng.random() >= rule.share:
                 return False
             rule.hits += 1
-            self.throttled[action] += 1
+            self.throttled[(account, action)] += 1
             if rule.limit is not None and rule.hits >= rule.limit:
                 self.throttle_rule = None
             return True
 
-    def counters(self) -> dict:
+    def counters(self, account: str | None = None) -> dict:
+        """Calls per action since the last reset: every account's, or ``account``'s only."""
         with self.lock:
-            return {
-                "calls": dict(sorted(self.calls.items())),
-                "throttled": dict(sorted(self.throttled.items())),
-                "total": sum(self.calls.values()),
-            }
+            return self._counted(account)
 
-    def reset_counters(self) -> dict:
+    def reset_counters(self, account: str | None = None) -> dict:
+        """The counters, then zero: every account's, or ``account``'s only."""
         with self.lock:
-            before = {"calls": dict(self.calls), "throttled": dict(self.throttled), "total": sum(self.calls.values())}
-            self.calls.clear()
-            self.throttled.clear()
+            before = self._counted(account)
+            for counter in (self.calls, self.throttled):
+                for key in [key for key in counter if account is None or key[0] == account]:
+                    del counter[key]
             return before
+
+    def _counted(self, account: str | None) -> dict:
+        def per_action(counter: Counter) -> dict[str, int]:
+            found: Counter[str] = Counter()
+            for (caller, action), n in counter.items():
+                if account is None or caller == account:
+                    found[action] += n
+            return dict(sorted(found.items()))
+
+        calls = per_action(self.calls)
+        return {"calls": calls, "throttled": per_action(self.throttled), "total": sum(calls.values())}
 
     # -- delivery ----------------------------------------------------------------
     def set_delay(self, seconds: float, instance_ids: list[str] | None = None) -> None:

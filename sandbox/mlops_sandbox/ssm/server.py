@@ -162,7 +162,9 @@ class Handler(BaseHTTPRequestHandler):
             self._error(SsmError("UnknownOperationException", f"unknown operation {target!r}"))
             return
         api = self.service.api
-        throttle = self.service.faults.call(action)
+        scope = calls.scope_of(self.headers.get("Authorization"))
+        account = self.service.account_of(scope.access_key if scope else None)
+        throttle = self.service.faults.call(action, account)
         # A region's round trip (the latency setting), throttled answers included.
         api.engine.timing.hold()
         if throttle:
@@ -183,8 +185,6 @@ class Handler(BaseHTTPRequestHandler):
             self._record("ssm", action, {}, 400, "SerializationException")
             self._error(SsmError("SerializationException", "the request body is not a JSON object"))
             return
-        scope = calls.scope_of(self.headers.get("Authorization"))
-        account = self.service.account_of(scope.access_key if scope else None)
         try:
             answer = api.call(action, request, account)
         except SsmError as exc:
@@ -363,7 +363,11 @@ class Handler(BaseHTTPRequestHandler):
             ("POST", "/_sandbox/faults/throttle"): lambda: {
                 "throttle": _rule(
                     faults.set_throttle(
-                        float(body.get("share", 0)), body.get("actions"), body.get("limit"), body.get("seed")
+                        float(body.get("share", 0)),
+                        body.get("actions"),
+                        body.get("limit"),
+                        body.get("seed"),
+                        body.get("account"),
                     )
                 )
             },
@@ -377,7 +381,8 @@ class Handler(BaseHTTPRequestHandler):
             ("GET", "/_sandbox/settings"): timing.state,
             ("POST", "/_sandbox/settings"): lambda: timing.update(body),
             ("POST", "/_sandbox/settings/reset"): timing.reset,
-            ("GET", "/_sandbox/calls"): faults.counters,
+            # ?account=<id>: that account's calls only (the caller's, from its access key)
+            ("GET", "/_sandbox/calls"): lambda: faults.counters(query.get("account")),
             # The registry's push notifications (registry.py), as ECR's events (ecr_events.py).
             ("POST", "/_sandbox/ecr/events"): lambda: (
                 svc.ecr_events.handle(body) if svc.ecr_events else {"emitted": []}
@@ -386,8 +391,8 @@ class Handler(BaseHTTPRequestHandler):
             ("GET", "/_sandbox/calls/log"): lambda: {
                 "calls": calls.read(svc.config, since=float(query["since"]) if query.get("since") else None)
             },
-            ("POST", "/_sandbox/calls/reset"): faults.reset_counters,
-            ("DELETE", "/_sandbox/calls"): faults.reset_counters,
+            ("POST", "/_sandbox/calls/reset"): lambda: faults.reset_counters(body.get("account")),
+            ("DELETE", "/_sandbox/calls"): lambda: faults.reset_counters(query.get("account")),
         }
         handler = routes.get((method, path))
         return handler() if handler else None
