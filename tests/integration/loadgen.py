@@ -98,16 +98,20 @@ def _dropped(conn: http.client.HTTPConnection) -> bool:
 class ConstantLoad:
     """``rate`` requests per second at ``url`` until ``stop()``; use as a context manager.
 
-    ``workers`` bounds the requests in flight; ``timeout`` is each request's socket timeout.
+    ``workers`` bounds the requests in flight; ``timeout`` is each request's socket timeout;
+    ``version_key``: the field of a JSON answer that names the version serving.
     """
 
-    def __init__(self, url: str, rate: float = 50.0, workers: int = 32, timeout: float = 10.0) -> None:
+    def __init__(
+        self, url: str, rate: float = 50.0, workers: int = 32, timeout: float = 10.0, version_key: str = "version"
+    ) -> None:
         parts = urllib.parse.urlsplit(url)
         self.host = parts.hostname or "127.0.0.1"
         self.port = parts.port or 80
         self.path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         self.rate = rate
         self.timeout = timeout
+        self.version_key = version_key
         self.samples: list[Sample] = []
         self.marks: dict[str, float] = {}
         self._lock = threading.Lock()
@@ -179,7 +183,7 @@ class ConstantLoad:
                 body = resp.read()
                 status = resp.status
                 try:
-                    version = json.loads(body).get("version")
+                    version = json.loads(body).get(self.version_key)
                 except (ValueError, AttributeError):
                     version = None
                 if resp.will_close:

@@ -14,7 +14,8 @@ the sandbox's ECR. The scenarios build on each other, in file order:
 7. an instance killed as its deploy starts (still Online at pre-flight): the release fails
    naming it, in bounded time (a minute or two, not the rollout's timeout); the others are
    put back on the first release;
-8. a second release, then playbooks/rollback.yml: back on the first; the history shows both;
+8. a second release, then playbooks/rollback.yml, both under a constant load on every
+   instance with no failed request: back on the first; the history shows both;
 9. the endpoints' tests expecting another answer fail, naming each URL;
 10. the IAM proof: all of the above ran as the real identities -- CI as the CI deployer role
     (OIDC web identity, as a GitHub job of environment `local`), the instances as their
@@ -53,6 +54,7 @@ from mlops_sandbox.config import Config
 from .conftest import BIN, ROOT, sandbox_env
 from .deploy_support import RegistryClient, ecr_credentials, ensure_repository
 from .iam_proof import IDENTITIES, attached, lint, prove
+from .loadgen import ConstantLoad, summarize
 
 INVENTORY = ROOT / "inventories" / "local"
 SITE = ROOT / "playbooks" / "site.yml"
@@ -499,6 +501,15 @@ def test_7_an_instance_killed_mid_deploy_fails_the_release_naming_it_in_bounded_
     assert fleet.history()[-1]["result"] == "failed"
 
 
+def answers(fleet, instance: str) -> str | None:
+    """None when the instance's endpoint answers /health, else why not."""
+    try:
+        fleet.answer(instance)
+    except OSError as exc:
+        return str(exc)
+    return None
+
+
 def test_8_rollback_returns_to_the_previous_release(fleet):
     deadline = time.monotonic() + 120
     while any(
@@ -507,13 +518,44 @@ def test_8_rollback_returns_to_the_previous_release(fleet):
     ):  # fmt: skip
         assert time.monotonic() < deadline, "the instances did not come back online"
         time.sleep(1)
-    second = fleet.play(SITE, "-e", tag(fleet, "v2"))
-    assert_ok(second)
+    # The instance killed in test 7 booted again: its proxy serves once its unit has loaded
+    # its image (after Online). The load starts when every endpoint answers.
+    deadline = time.monotonic() + 240
     for instance in fleet.instances:
-        assert fleet.answer(instance)["model_version"] == fleet.v2_version
-    second_release = fleet.history()[-1]["release_id"]
-    back = fleet.play(ROLLBACK)
+        while (problem := answers(fleet, instance)) is not None:
+            assert time.monotonic() < deadline, f"{instance} does not answer on 8080 after its reboot: {problem}"
+            time.sleep(1)
+    # The release of v2 and the rollback both under a constant load on every instance: no
+    # request may fail (blue/green: the old model serves until the new one is healthy).
+    loads = {
+        i: ConstantLoad(f"http://{fleet.ips[i]}:8080/health", rate=10, workers=8, version_key="model_version")
+        for i in fleet.instances
+    }
+    for load in loads.values():
+        load.start()
+    try:
+        second = fleet.play(SITE, "-e", tag(fleet, "v2"))
+        switched = {i: load.mark("released") for i, load in loads.items()}
+        second_release = fleet.history()[-1]["release_id"]
+        back = fleet.play(ROLLBACK) if second.returncode == 0 else None
+    finally:
+        for load in loads.values():
+            load.stop()
+    assert_ok(second)
+    assert back is not None
     assert_ok(back)
+    figures = []
+    for instance, load in loads.items():
+        summary = summarize(load.samples)
+        figures.append(f"{instance}: {summary.line()}; versions {summary.versions}")
+        assert summary.failed == 0, f"{instance} dropped requests during the release or the rollback: {summary.line()}"
+        # It served v1, then v2 (after the release), then v1 again (the rollback), each under load.
+        during = [s.version for s in load.window(end=switched[instance]) if s.ok]
+        after = [s.version for s in load.window(start=switched[instance]) if s.ok]
+        assert (during[0], during[-1]) == ("titanic-logreg-1", fleet.v2_version), summary.versions
+        assert (after[0], after[-1]) == (fleet.v2_version, "titanic-logreg-1"), summary.versions
+    (RECORDS / "release-under-load.txt").write_text("\n".join(figures) + "\n")
+    print("release and rollback under load (10 requests/s per instance):\n" + "\n".join(figures))
     for instance in fleet.instances:
         assert fleet.answer(instance)["model_version"] == "titanic-logreg-1"
     history = fleet.history()
