@@ -83,6 +83,7 @@ class BlueGreenSettings:
     proxy_config_dir: str = "/etc/mlops-proxy"
     proxy_run_dir: str = "/run/mlops-proxy"
     proxy_container: str = "mlops-proxy"
+    proxy_wait: int = 180
 
     @classmethod
     def from_params(cls, params: dict | None) -> BlueGreenSettings:
@@ -188,6 +189,8 @@ def endpoint_of(project: Project, settings: BlueGreenSettings, probe: str | None
             )
     if settings.drain_timeout < 0:
         raise DeployError("blue_green.drain_timeout must be 0 or more seconds, not %s" % settings.drain_timeout)
+    if settings.proxy_wait < 0:
+        raise DeployError("blue_green.proxy_wait must be 0 or more seconds, not %s" % settings.proxy_wait)
     health_path = settings.health_path or (urllib.parse.urlsplit(probe).path if probe else None) or "/health"
     query = urllib.parse.urlsplit(probe).query if probe and not settings.health_path else ""
     try:
@@ -313,6 +316,7 @@ class BlueGreen:
         self.master = master or MasterApi(os.path.join(settings.proxy_run_dir, "master.sock"))
         self.in_use = in_use
         self.info: dict = {}
+        self.proxy_waited = 0  # seconds waited for a proxy not answering yet
         self.switch_actions: list[dict] = []
 
     # -- the whole -----------------------------------------------------------------
@@ -335,6 +339,8 @@ class BlueGreen:
             "proxy_file": endpoint_file(self.settings.proxy_config_dir, endpoint.project),
             "switched": False,
         }
+        if self.proxy_waited:
+            self.info["proxy_waited"] = self.proxy_waited
         same_endpoint = bool(state) and proxy_state(endpoint, live) == dict(state, live=live)
         if live and same_endpoint:
             result = self.noop(project, endpoint, live, servers)
@@ -384,11 +390,25 @@ class BlueGreen:
         return state
 
     def proxy_servers(self, endpoint: Endpoint, state: dict | None) -> dict:
-        """The endpoint's servers on the running proxy (also: the proxy answers at all)."""
-        try:
-            rows_servers = self.runtime.servers(names(endpoint.project)["backend"])
-        except ProxyError as exc:
-            raise DeployError("blue_green needs the host's proxy: %s. Nothing was changed." % exc.msg) from None
+        """The endpoint's servers on the running proxy (also: the proxy answers at all).
+
+        A proxy that does not answer yet (a host just booted: its unit loads the proxy's
+        image first) is waited for, up to ``proxy_wait`` seconds; one that refuses is not.
+        """
+        start = self.clock()
+        while True:
+            try:
+                rows_servers = self.runtime.servers(names(endpoint.project)["backend"])
+                break
+            except ProxyError as exc:
+                waited = self.clock() - start
+                if not exc.absent or waited >= self.settings.proxy_wait:
+                    after = " (waited %ds for it)" % round(waited) if exc.absent and waited else ""
+                    raise DeployError(
+                        "blue_green needs the host's proxy: %s%s. Nothing was changed." % (exc.msg, after)
+                    ) from None
+                self.sleep(1.0)
+        self.proxy_waited = round(self.clock() - start, 1) if self.clock() - start >= 1 else 0
         if state and not rows_servers:
             raise DeployError(
                 "the proxy has no backend %s although %s exists: it did not load its conf.d files; check them with "

@@ -44,11 +44,13 @@ COLOUR_PORT_OFFSETS = (10000, 20000)
 
 
 class ProxyError(Exception):
-    """The proxy could not do what was asked; ``msg`` says what and what to do."""
+    """The proxy could not do what was asked; ``msg`` says what and what to do. ``absent``:
+    nothing answers on its socket (not started yet, or stopped), as opposed to a refusal."""
 
-    def __init__(self, msg):
+    def __init__(self, msg, absent=False):
         super().__init__(msg)
         self.msg = msg
+        self.absent = absent
 
 
 def other(colour):
@@ -198,7 +200,8 @@ def _unix_call(path, line, timeout, what):
         if exc.errno in (errno.ENOENT, errno.ECONNREFUSED):
             raise ProxyError(
                 "the proxy's %s %s does not answer (%s): is the proxy running? The mlops.deploy.ec2_host role "
-                "installs it (ec2_host_proxy); `mlops-proxy ensure` starts it" % (what, path, exc.strerror)
+                "installs it (ec2_host_proxy); `mlops-proxy ensure` starts it" % (what, path, exc.strerror),
+                absent=True,
             ) from None
         if exc.errno in (errno.EACCES, errno.EPERM):
             raise ProxyError(

@@ -220,6 +220,14 @@ options:
         description: The proxy's container (its configuration is checked there before a reload).
         type: str
         default: mlops-proxy
+      proxy_wait:
+        description:
+          - Seconds to wait for a proxy whose runtime API does not answer yet (a host that has
+            just booted, whose C(mlops-proxy) unit loads the proxy's image first). A proxy that
+            answers with a refusal (no permission, say) fails at once. Nothing is changed
+            while waiting; the wait is reported as RV(blue_green.proxy_waited).
+        type: int
+        default: 180
 notes:
   - Needs C(s3:GetObject) for an C(s3://) O(src); no AWS access otherwise.
   - The rollback restores images, not configuration; a release that failed because of its
@@ -443,7 +451,8 @@ blue_green:
       the ports, C(proxy_file) the endpoint's file, C(switched) whether traffic moved,
       C(switch) each move (C(from), C(to), C(reason)), C(drained), C(drain_waited) and
       C(in_flight_when_stopped) how the old colour drained, C(stopped) the containers stopped,
-      C(verified) the probe through the proxy, C(would_switch) in check mode.
+      C(verified) the probe through the proxy, C(would_switch) in check mode, C(proxy_waited)
+      the seconds waited for a proxy that did not answer yet (only when it waited).
   returned: with O(strategy=blue_green)
   type: dict
   sample:
@@ -571,6 +580,7 @@ def argument_spec():
                 "proxy_config_dir": {"type": "path", "default": "/etc/mlops-proxy"},
                 "proxy_run_dir": {"type": "path", "default": "/run/mlops-proxy"},
                 "proxy_container": {"type": "str", "default": "mlops-proxy"},
+                "proxy_wait": {"type": "int", "default": 180},
             },
         },
     }

@@ -10,6 +10,7 @@ import pytest
 from ansible_collections.mlops.deploy.plugins.module_utils import _compose_bluegreen as bg
 from ansible_collections.mlops.deploy.plugins.module_utils._compose_errors import DeployError
 from ansible_collections.mlops.deploy.plugins.module_utils._compose_values import Project
+from ansible_collections.mlops.deploy.plugins.module_utils._proxy import ProxyError
 
 CHECK = {"test": ["CMD", "curl", "-fsS", "http://127.0.0.1:8080/health"], "interval": 1000000000}
 
@@ -92,3 +93,70 @@ def test_the_proxy_agrees_only_when_live_serves_and_the_other_is_in_maintenance(
     assert bg.runtime_agrees({"blue": up, "green": up}, "blue") is False
     assert bg.runtime_agrees({"blue": drain, "green": maint}, "blue") is False
     assert bg.runtime_agrees({"blue": up}, "blue") is False
+
+
+class Clock:
+    """A clock that moves only when the code under test sleeps."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class BootingProxy:
+    """A runtime API that does not answer for its first ``down`` calls (a host just booted),
+    or refuses (``refuse``)."""
+
+    def __init__(self, down: int = 0, refuse: bool = False):
+        self.down, self.refuse, self.calls = down, refuse, 0
+
+    def servers(self, backend):
+        self.calls += 1
+        if self.refuse:
+            raise ProxyError("no permission on the proxy's runtime API socket /run/mlops-proxy/admin.sock")
+        if self.calls <= self.down:
+            raise ProxyError("the proxy's runtime API socket does not answer (No such file or directory)", absent=True)
+        return {"blue": {"status": "UP", "up": True}}
+
+
+def strategy(runtime, **values):
+    clock = Clock()
+    found = bg.BlueGreen(None, None, None, settings(**values), "/tmp", clock=clock, sleep=clock.sleep, runtime=runtime)
+    return found, clock
+
+
+def test_a_proxy_not_up_yet_is_waited_for_then_used():
+    endpoint = bg.endpoint_of(project(api=api()), settings(), None)
+    found, clock = strategy(BootingProxy(down=5))
+    assert found.proxy_servers(endpoint, None) == {"blue": {"status": "UP", "up": True}}
+    assert (found.runtime.calls, clock.now, found.proxy_waited) == (6, 5.0, 5.0)
+
+
+def test_a_proxy_that_never_answers_fails_after_proxy_wait_changing_nothing():
+    endpoint = bg.endpoint_of(project(api=api()), settings(), None)
+    found, clock = strategy(BootingProxy(down=1000), proxy_wait=30)
+    with pytest.raises(DeployError) as raised:
+        found.proxy_servers(endpoint, None)
+    assert raised.value.msg == (
+        "blue_green needs the host's proxy: the proxy's runtime API socket does not answer (No such file or "
+        "directory) (waited 30s for it). Nothing was changed."
+    )
+    assert clock.now == 30.0
+
+
+def test_a_proxy_that_refuses_fails_at_once():
+    endpoint = bg.endpoint_of(project(api=api()), settings(), None)
+    found, clock = strategy(BootingProxy(refuse=True))
+    with pytest.raises(DeployError, match="no permission on the proxy's runtime API socket"):
+        found.proxy_servers(endpoint, None)
+    assert (found.runtime.calls, clock.now) == (1, 0.0)
+
+
+def test_a_negative_proxy_wait_is_refused():
+    with pytest.raises(DeployError, match="blue_green.proxy_wait must be 0 or more seconds, not -1"):
+        bg.endpoint_of(project(api=api()), settings(proxy_wait=-1), None)
