@@ -174,30 +174,25 @@ def forward_pages(fetch: Callable[..., dict], params: dict) -> Iterator[tuple[li
 
     Stop rule, as AWS documents it: the end of the stream is reached when the
     ``nextForwardToken`` returned equals the token that was sent. An empty page
-    with a new token is not the end.
+    with a new token is not the end. (botocore has no paginator for GetLogEvents.)
     """
-    token = params.get("nextToken")
+    return _stream_pages(fetch, params, "nextForwardToken", params.get("nextToken"))
+
+
+def backward_pages(fetch: Callable[..., dict], params: dict) -> Iterator[tuple[list[dict], str | None]]:
+    """Pages of ``get_log_events`` read from the end backwards; same stop rule."""
+    return _stream_pages(fetch, dict(params, startFromHead=False), "nextBackwardToken", None)
+
+
+def _stream_pages(
+    fetch: Callable[..., dict], params: dict, token_key: str, token: str | None
+) -> Iterator[tuple[list[dict], str | None]]:
     while True:
         call = dict(params)
         if token:
             call["nextToken"] = token
         response = fetch(**call)
-        next_token = response.get("nextForwardToken")
-        yield response.get("events", []), next_token
-        if not next_token or next_token == token:
-            return
-        token = next_token
-
-
-def backward_pages(fetch: Callable[..., dict], params: dict) -> Iterator[tuple[list[dict], str | None]]:
-    """Pages of ``get_log_events`` read from the end backwards; same stop rule."""
-    token = None
-    while True:
-        call = dict(params, startFromHead=False)
-        if token:
-            call["nextToken"] = token
-        response = fetch(**call)
-        next_token = response.get("nextBackwardToken")
+        next_token = response.get(token_key)
         yield response.get("events", []), next_token
         if not next_token or next_token == token:
             return
