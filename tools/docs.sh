@@ -47,6 +47,15 @@ Action plugins
 
 https://docs.ansible.com/ansible/latest/plugins/action.html
 RST
+# So are the modules of other collections that the pages name (M(amazon.aws.x), seealso):
+# each gets a label here, linking to its page in the Ansible docs.
+grep -rhoE 'ansible_collections\.[a-z0-9_]+\.[a-z0-9_]+\.[a-z0-9_]+_module' "$build/project/rst" \
+  | grep -v '^ansible_collections\.mlops\.deploy\.' | sort -u | while read -r label; do
+  IFS=. read -r _ ns coll module <<<"$label"
+  title="$ns.$coll.${module%_module}"
+  printf '\n.. _%s:\n\n%s\n%s\n\nhttps://docs.ansible.com/ansible/latest/collections/%s/%s/%s.html\n' \
+    "$label" "$title" "$(printf '%*s' ${#title} '' | tr ' ' -)" "$ns" "$coll" "$module"
+done >>"$build/project/rst/ansible-docs-links.rst"
 sphinx-build -q -W --keep-going -b html -c "$build/project" "$build/project/rst" "$build/html" 2>&1 | tee "$build/sphinx.log"
 pages=$(find "$build/html" -name '*.html' | wc -l)
 echo "docs: $pages HTML pages in .build/docs/html (index: .build/docs/html/index.html)"

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Runs the test layers in order, stopping at the first failure. Each layer prints
 # one summary line: "== <layer>: PASS|FAIL in <s>s — <what it saw>".
-# Usage: tools/run-tests.sh all | lint | ansible-lint | sanity | galaxy | unit | sandbox-test | molecule | integration | ci
+# Usage: tools/run-tests.sh all | lint | ansible-lint | sanity | galaxy | docs | unit | sandbox-test | molecule | integration | ci
 set -uo pipefail
 # shellcheck source=tools/env.sh
 . "$(dirname "$0")/env.sh"
 OUT=$ROOT/.build/test-logs
 mkdir -p "$OUT"
 
-ALL=(lint ansible-lint sanity galaxy unit sandbox-test molecule integration ci)
+ALL=(lint ansible-lint sanity galaxy docs unit sandbox-test molecule integration ci)
 
 summary() { printf '== %-13s %s in %ss — %s\n' "$1:" "$2" "$3" "$4"; }
 
@@ -69,6 +69,16 @@ layer_sanity() { tools/sanity.sh; local rc=$?; LAYER_INFO=$(cat "$OUT/sanity.sum
 
 # galaxy-importer, the checks Galaxy runs on upload, on the built tarball: no error, no warning.
 layer_galaxy() { tools/galaxy-importer.sh; local rc=$?; LAYER_INFO=$(cat "$OUT/galaxy.summary" 2>/dev/null); return $rc; }
+
+# The docs site (`make docs`): Sphinx with -W, so a page that does not render or a broken
+# reference fails the suite, not only the next person building the docs.
+layer_docs() {
+  tools/docs.sh >"$OUT/docs.log" 2>&1
+  local rc=$?
+  LAYER_INFO=$(tail -n1 "$OUT/docs.log")
+  [ $rc -eq 0 ] || { grep -E 'WARNING|ERROR' "$OUT/docs.log" | head -n 20; LAYER_INFO="the docs do not build: $(grep -cE 'WARNING|ERROR' "$OUT/docs.log") warnings/errors (log: .build/test-logs/docs.log)"; }
+  return $rc
+}
 
 layer_unit() { pytest_layer unit tests/unit demo/tests -q -p no:cacheprovider; }
 

@@ -225,7 +225,7 @@ options:
           - Seconds to wait for a proxy whose runtime API does not answer yet (a host that has
             just booted, whose C(mlops-proxy) unit loads the proxy's image first). A proxy that
             answers with a refusal (no permission, say) fails at once. Nothing is changed
-            while waiting; the wait is reported as RV(blue_green.proxy_waited).
+            while waiting; the wait is reported as C(proxy_waited) in RV(blue_green).
         type: int
         default: 180
 notes:
