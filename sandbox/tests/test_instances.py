@@ -13,6 +13,7 @@ import uuid
 import pytest
 from botocore.exceptions import ClientError
 
+from mlops_sandbox import fleetspec
 from mlops_sandbox.config import Config
 
 from .conftest import BIN, boto_client, run_on, wait_for
@@ -132,7 +133,8 @@ def test_instances_cli_adds_lists_and_removes(aws, sandbox_env):
     assert sorted(found) == ids
     tags = {t["Key"]: t["Value"] for t in found[ids[0]]["Tags"]}
     assert tags == {"Name": name, "env": "qa", "team": "ml"}
-    assert found[ids[0]]["IamInstanceProfile"]["Arn"].endswith("/mlops-sandbox-instance")
+    # The profile the fleet's one definition names (inventories/local's provision settings).
+    assert found[ids[0]]["IamInstanceProfile"]["Arn"].endswith(f"/{fleetspec.load().role}")
 
     listed = json.loads(cli("list", "--name", name, "--json").stdout)
     assert {(i["instance_id"], i["kind"], i["ping_status"]) for i in listed} == {(i, "light", "Online") for i in ids}
