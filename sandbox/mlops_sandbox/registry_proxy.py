@@ -55,6 +55,25 @@ ROUTES = (
 )  # fmt: skip
 
 
+def forwarded_headers(items) -> dict[str, str]:
+    """The request's headers to pass on: hop-by-hop ones and the credentials dropped, and a
+    header sent several times joined into one (``a, b``, as HTTP allows for lists). Docker
+    sends one ``Accept`` line per manifest type it takes: keeping only one of them made
+    docker-registry answer with a schema1 rewrite, whose digest then named no manifest."""
+    headers: dict[str, str] = {}
+    names: dict[str, str] = {}  # lower-case name -> the name as first sent
+    for name, value in items:
+        key = name.lower()
+        if key in HOP_HEADERS or key == "authorization":
+            continue
+        if key in names:
+            headers[names[key]] += ", " + value
+        else:
+            names[key] = name
+            headers[name] = value
+    return headers
+
+
 def ecr_operation(method: str, path: str) -> tuple[str, str | None] | None:
     """(ECR action, repository) a registry request stands for; None for the handshake."""
     for pattern, by_method in ROUTES:
@@ -157,9 +176,7 @@ class Handler(BaseHTTPRequestHandler):
                 self._record(path, access_key, 401, "UNAUTHORIZED")
             self._deny()
             return
-        headers = {
-            k: v for k, v in self.headers.items() if k.lower() not in HOP_HEADERS and k.lower() != "authorization"
-        }
+        headers = forwarded_headers(self.headers.items())
         headers["X-Forwarded-Proto"] = "https"
         body = self._body()
         if body is not None and "Content-Length" not in headers:

@@ -83,6 +83,15 @@ def test_login_push_pull_with_motos_token(tmp_path):
         push = docker(["push", ref], tmp_path)
         assert push.returncode == 0, push.stderr
         assert "digest: sha256:" in push.stdout
+        pushed = push.stdout.split("digest: ", 1)[1].split()[0]
+        # The engine asks the registry for the digest as compose_deploy does (docker sends
+        # one Accept line per manifest type; the front door must pass them all on).
+        import docker as docker_sdk
+
+        engine = docker_sdk.APIClient()
+        described = engine.inspect_distribution(ref, auth_config={"username": user, "password": password})
+        assert described["Descriptor"]["digest"] == pushed
+        assert described["Descriptor"]["mediaType"] == "application/vnd.docker.distribution.manifest.v2+json"
         assert docker(["image", "rm", ref], tmp_path).returncode == 0
         pull = docker(["pull", ref], tmp_path)
         assert pull.returncode == 0, pull.stderr
@@ -178,3 +187,21 @@ def test_a_second_registry_on_its_own_port_comes_and_goes(sandbox_cli, tmp_path)
     assert host not in Path("/etc/hosts").read_text()
     assert not certs_d.exists()
     assert not certs_d.parent.exists()
+
+
+def test_headers_sent_several_times_are_passed_on_joined():
+    from mlops_sandbox.registry_proxy import forwarded_headers
+
+    sent = [
+        ("Accept", "application/vnd.docker.distribution.manifest.v2+json"),
+        ("Accept", "application/vnd.oci.image.index.v1+json"),
+        ("Authorization", "Basic QVdTOnNlY3JldA=="),
+        ("Connection", "keep-alive"),
+        ("accept", "application/vnd.docker.distribution.manifest.v1+prettyjws"),
+        ("User-Agent", "docker/20.10"),
+    ]
+    assert forwarded_headers(sent) == {
+        "Accept": "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.index.v1+json, "
+        "application/vnd.docker.distribution.manifest.v1+prettyjws",
+        "User-Agent": "docker/20.10",
+    }

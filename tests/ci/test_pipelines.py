@@ -239,11 +239,15 @@ def test_4_prod_tag_waits_for_its_manual_job_then_promotes(project, accounts, ru
     assert prod_object["Metadata"]["sha256"] == staging_object["Metadata"]["sha256"]
     # Pulled by digest from the shared registry: the container runs the pinned image.
     container = f"mlops-sb-{project.env['MLOPS_SANDBOX_NAME']}-{instance_of(accounts, 'prod')['InstanceId']}"
+    # The endpoint's running api container, whichever colour is live (blue/green).
     image = subprocess.run(
-        ["docker", "exec", container, "docker", "inspect", "--format", "{{.Config.Image}}", "titanic-api-1"],
+        ["docker", "exec", container, "sh", "-c",
+         "docker ps -q --filter label=com.docker.compose.service=api --filter name=titanic"
+         " | xargs -r docker inspect --format '{{.Config.Image}}'"],
         capture_output=True, text=True, timeout=60, check=True,
-    ).stdout.strip()  # fmt: skip
-    assert image == run["digests"]["api"]
+    ).stdout.split()  # fmt: skip
+    assert image == [run["digests"]["api"]], f"the running api container(s) of titanic on prod: {image}"
+    image = image[0]
     assert image.startswith(f"{accounts.shared}.dkr.ecr.")
 
 
