@@ -34,7 +34,7 @@ HEALTHY_TIMEOUT = 300
 POLL_FIRST, POLL_MAX = 0.5, 5.0
 # DescribeTargetHealth: targets that will not become healthy by waiting.
 HOPELESS_REASONS = ("Target.NotInUse", "Target.InvalidState", "Target.IpUnusable")
-GONE = "unused"  # a target that is not (or no more) registered
+NOT_REGISTERED = "Target.NotRegistered"  # the Reason of a target that is not (or no more) registered
 HEALTHY = "healthy"
 
 
@@ -153,13 +153,13 @@ def states(descriptions: list[dict], port: int) -> dict[str, dict]:
 def registered(descriptions: list[dict], port: int, instance_ids: list[str]) -> list[str]:
     """Which of ``instance_ids`` the target group holds on ``port`` (draining included)."""
     seen = states(descriptions, port)
-    return [i for i in instance_ids if i in seen and seen[i]["state"] != GONE]
+    return [i for i in instance_ids if i in seen and seen[i]["reason"] != NOT_REGISTERED]
 
 
 def still_there(descriptions: list[dict], port: int, instance_ids: list[str]) -> dict[str, dict]:
     """The instances not gone yet after their deregistration (``draining`` mostly)."""
     seen = states(descriptions, port)
-    return {i: seen[i] for i in instance_ids if i in seen and seen[i]["state"] != GONE}
+    return {i: seen[i] for i in instance_ids if i in seen and seen[i]["reason"] != NOT_REGISTERED}
 
 
 def not_healthy(descriptions: list[dict], port: int, instance_ids: list[str]) -> dict[str, dict]:

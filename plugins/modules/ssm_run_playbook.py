@@ -233,7 +233,7 @@ options:
       - ALB (elbv2) target groups the instances serve behind. Each batch leaves them before it
         is sent and rejoins them after it succeeded (see the description). Only target groups of
         target type V(instance).
-      - Empty (the default): no load balancer call at all.
+      - Empty (the default) makes no load balancer call at all.
       - In check mode no elbv2 call is made, not even a read; RV(batches[].target_groups) says
         what would happen.
     type: list
