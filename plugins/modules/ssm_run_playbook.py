@@ -510,7 +510,8 @@ batches:
         states:
           description: When a wait failed, each instance still waited for, with its state and reason.
           type: dict
-          sample: {"i-0123456789abcdef0": "unhealthy (Target.ResponseCodeMismatch: Health checks failed with these codes: [503])"}
+          sample:
+            i-0123456789abcdef0: "unhealthy (Target.ResponseCodeMismatch: Health checks failed with these codes: [503])"
 instances:
   description: One entry per targeted instance (skipped ones are in RV(skipped_instances)), in batch order.
   returned: always
@@ -545,7 +546,9 @@ instances:
       type: str
       sample: success
     reason:
-      description: With O(target_groups), why the instance failed in its target group (outcomes C(drain_timed_out), C(unhealthy_in_target_group)).
+      description:
+        - With O(target_groups), why the instance failed in its target group (outcomes C(drain_timed_out),
+          C(unhealthy_in_target_group)).
       type: str
       returned: when the target group did not follow
     lost_reason:

@@ -79,9 +79,7 @@ def healthy(instance_id, port=8080):
 
 
 def draining(instance_id):
-    return target(
-        instance_id, "draining", "Target.DeregistrationInProgress", "Target deregistration is in progress"
-    )
+    return target(instance_id, "draining", "Target.DeregistrationInProgress", "Target deregistration is in progress")
 
 
 def gone(instance_id):

@@ -36,7 +36,9 @@ URL = "s3://releases/r42.zip"
 
 
 def test_a_target_group_waits_its_deregistration_delay_and_a_margin_by_default():
-    group = elbv2.resolve({"target_group": TG_NAME}, target_groups()["TargetGroups"][0], attributes("120")["Attributes"])
+    group = elbv2.resolve(
+        {"target_group": TG_NAME}, target_groups()["TargetGroups"][0], attributes("120")["Attributes"]
+    )
     assert (group.arn, group.name, group.port, group.label) == (TG_ARN, TG_NAME, 8080, "tg/model-api")
     assert group.deregistration_delay == 120
     assert group.drain_timeout == 120 + elbv2.DRAIN_MARGIN
@@ -164,7 +166,9 @@ def test_an_instance_not_registered_yet_is_not_deregistered_but_joins_after_its_
     )
     batch = traffic(elb, clock, lines)
     steps, failure = batch.take_out([I1], "batch 1/2")
-    assert failure is None and steps[0].taken_out == [] and "deregister_targets" not in elb.operations()
+    assert failure is None
+    assert steps[0].taken_out == []
+    assert "deregister_targets" not in elb.operations()
     assert batch.put_back([I1], "batch 1/2", steps) == ({}, None)
     assert ("register_targets", {"TargetGroupArn": TG_ARN, "Targets": [{"Id": I1, "Port": 8080}]}) in elb.calls
 
@@ -330,8 +334,7 @@ def test_a_deployed_instance_that_is_not_healthy_fails_its_batch():
     elb = RecordedElbv2(
         describe_target_groups=[target_groups()],
         describe_target_group_attributes=[attributes()],
-        describe_target_health=[health(healthy(I1), healthy(I2)), health(gone(I1))]
-        + [health(unhealthy(I1))] * 10,
+        describe_target_health=[health(healthy(I1), healthy(I2)), health(gone(I1))] + [health(unhealthy(I1))] * 10,
         deregister_targets=[{}, {}],
         register_targets=[{}],
     )
