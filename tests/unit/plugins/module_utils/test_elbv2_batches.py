@@ -203,7 +203,7 @@ def test_an_instance_not_healthy_in_time_is_taken_out_again_with_its_reason():
         deregister_targets=[{}],
     )
     batch = traffic(elb, clock, lines, healthy_timeout=20)
-    steps, _ = batch.take_out([I1, I2], "batch 1/1")
+    steps, _failure = batch.take_out([I1, I2], "batch 1/1")
     failed, failure = batch.put_back([I1, I2], "batch 1/1", steps)
     assert list(failed) == [I2]
     assert failure.startswith("batch 1/1: %s not healthy in tg/model-api after 20" % I2)
@@ -252,7 +252,7 @@ class Together:
         self.ssm, self.elb = ssm, elb
 
     def operations(self):
-        return [op for op, _ in self.ssm.calls if op not in ("describe_instance_information",)]
+        return [op for op, _kwargs in self.ssm.calls if op not in ("describe_instance_information",)]
 
 
 def run(ssm, elb, check_mode=False, lines=None, **changes):
