@@ -34,7 +34,7 @@ def retry_decorator() -> Callable:
 
 def connect(client: Callable[..., Any], region: str | None) -> SsmApi:
     """The SsmApi of ssm_run_playbook, from a client factory ``client(service,
-    retry_decorator=...)``: SSM at once, EC2 and CloudWatch Logs when first needed."""
+    retry_decorator=...)``: SSM at once, EC2, CloudWatch Logs and ELBv2 when first needed."""
     retry = retry_decorator()
     return SsmApi(
         client("ssm", retry_decorator=retry),
@@ -42,6 +42,7 @@ def connect(client: Callable[..., Any], region: str | None) -> SsmApi:
         lambda: client("logs", retry_decorator=retry),
         region,
         retry=retry,
+        elbv2=lambda: client("elbv2", retry_decorator=retry),
     )
 
 
@@ -55,12 +56,13 @@ class SsmApi:
         logs: Any = None,
         region: str | None = None,
         retry: Callable[[Callable], Callable] | None = None,
+        elbv2: Any = None,
     ) -> None:
         """``ec2`` and ``logs`` may be clients or functions that make one: they are made
-        only when needed (tag targets; CloudWatch output). ``retry`` decorates each
+        only when needed (tag targets; CloudWatch output; ``elbv2`` with target groups). ``retry`` decorates each
         paginated listing (none: listed once)."""
         self.ssm = ssm
-        self._clients = {"ec2": ec2, "logs": logs}
+        self._clients = {"ec2": ec2, "logs": logs, "elbv2": elbv2}
         self.region = region
         self._retry = retry or (lambda function: function)
 
@@ -77,6 +79,14 @@ class SsmApi:
     @property
     def logs(self) -> Any:
         return self._client("logs")
+
+    @property
+    def elbv2(self) -> Any:
+        return self._client("elbv2")
+
+    @property
+    def retry(self) -> Callable[[Callable], Callable]:
+        return self._retry
 
     def _all(self, client: Any, operation: str, page_size: int, **params: Any) -> dict:
         """Every page of ``operation``, merged (``build_full_result``), retried as a whole."""

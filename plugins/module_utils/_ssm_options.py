@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
+from ansible_collections.mlops.deploy.plugins.module_utils import _elbv2_batches as elbv2
 from ansible_collections.mlops.deploy.plugins.module_utils import _ssm_run as rules
 
 
@@ -43,6 +44,7 @@ def argument_spec() -> dict:
         "skip_offline": {"type": "bool", "default": False},
         "tail_lines": {"type": "int", "default": 20},
         "output_filter": {"type": "str"},
+        "target_groups": {"type": "list", "elements": "dict", "default": [], "options": elbv2.argument_spec()},
     }
 
 
@@ -80,6 +82,7 @@ class RolloutOptions:
     skip_offline: bool
     tail_lines: int
     output_filter: str | None
+    target_groups: list
 
     @classmethod
     def from_params(cls, params: dict) -> RolloutOptions:
@@ -116,6 +119,7 @@ class RolloutOptions:
                 raise rules.SsmRunError("%s must be %d or more, not %s" % (name, low, getattr(self, name)))
         if self.poll_max_interval < 0.25:
             raise rules.SsmRunError("poll_max_interval must be 0.25 seconds or more")
+        elbv2.check_options(self.target_groups)
         if self.comment and len(self.comment) > rules.COMMENT_MAX:
             raise rules.SsmRunError(
                 "comment is %d characters; SSM takes at most %d" % (len(self.comment), rules.COMMENT_MAX)

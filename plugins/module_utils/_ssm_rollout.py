@@ -17,7 +17,9 @@ the same ``SsmApi`` (``_ssm_api.connect``):
 explicit inputs, unit-tested on recorded SSM answers. Following one batch is the
 ``_ssm_follow.Follower``'s (where per-poll watchers plug in), reading CloudWatch
 output ``_ssm_output.CommandOutput``'s. Every AWS call is one method of ``SsmApi``;
-everything it returns goes through the plain functions of ``_ssm_run``.
+everything it returns goes through the plain functions of ``_ssm_run``. With
+``target_groups``, each batch leaves its ALB target groups before it is sent and rejoins
+them once it succeeded (``_elbv2_batches.BatchTraffic``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ansible_collections.mlops.deploy.plugins.module_utils import _elbv2_batches as elbv2
 from ansible_collections.mlops.deploy.plugins.module_utils import _ssm_run as rules
 from ansible_collections.mlops.deploy.plugins.module_utils._cloudwatch_logs import ssm_step_name
 from ansible_collections.mlops.deploy.plugins.module_utils._ssm_api import SsmApi
@@ -40,6 +43,9 @@ from ansible_collections.mlops.deploy.plugins.module_utils._ssm_watch import Hos
 
 # How long a cancelled command is followed for its invocations to land on Cancelled.
 CANCEL_GRACE = 30.0
+# Outcomes of an instance whose deploy succeeded (or was never sent) but whose target group did not follow.
+DRAIN_TIMED_OUT = "drain_timed_out"
+UNHEALTHY_IN_TARGET_GROUP = "unhealthy_in_target_group"
 
 
 @dataclass
@@ -245,6 +251,14 @@ def timeout_failure(timeout: int, failed: list[dict], number: int, total: int, l
     )
 
 
+def stop_note(stopped: list[dict], in_batch: int) -> str:
+    """The end of the message of a batch stopped before it was sent (draining too long)."""
+    later = len(stopped) - in_batch
+    return "; nothing was sent to the batch, its instances were registered again%s" % (
+        "" if not later else "; %d instances in later batches were never sent" % later
+    )
+
+
 def success_message(document: str, instances: int, batches: int, check_mode: bool) -> str:
     return "%s succeeded on %d instance%s in %d batch%s%s" % (
         document,
@@ -325,8 +339,17 @@ class Rollout:
         if self.check_mode and not opts.ansible:
             # Only AWS-ApplyAnsiblePlaybooks has a dry run (Check=True); others are not sent.
             return self.not_sent(result, document, batches, len(online), len(offline)), None
+        traffic = None
+        if opts.target_groups and not self.check_mode:
+            traffic = elbv2.BatchTraffic.resolve(
+                elbv2.Elbv2Api(self.api.elbv2, self.api.retry),
+                opts.target_groups,
+                clock=self.clock,
+                sleep=self.sleep,
+                report=self.report,
+            )
         call = send_call(document, parameters, opts)
-        states, failure = self.roll_out(result, call, batches, by_tags, targets.names)
+        states, failure = self.roll_out(result, call, batches, by_tags, targets.names, traffic)
         result["instances"] = states
         result["summary"] = rules.summarize(states + result["skipped_instances"])
         result["changed"] = changed(states, opts.ansible)
@@ -340,6 +363,8 @@ class Rollout:
             {"batch": n, "instance_ids": b, "command_ids": [], "status": "not_sent_check_mode"}
             for n, b in enumerate(batches, start=1)
         ]
+        for entry in result["batches"]:
+            self.plan_traffic(entry, len(batches))
         result["changed"] = True
         result["summary"] = {"total": online, "would_run": online, "skipped": offline}
         result["msg"] = "check mode: %s would run on %d instance%s in %d batch%s; nothing was sent" % (
@@ -351,8 +376,28 @@ class Rollout:
         )
         return result
 
+    def plan_traffic(self, entry: dict, total: int) -> None:
+        """Check mode with target groups: what would happen to the batch, said and
+        returned; no elbv2 call is made."""
+        groups = self.options.target_groups
+        if not groups:
+            return
+        entry["target_groups"] = elbv2.plan(groups, entry["instance_ids"])
+        if self.report:
+            for planned in entry["target_groups"]:
+                self.report(
+                    "batch %d/%d: check mode: %s would leave %s (draining) before the deploy and rejoin it after"
+                    % (entry["batch"], total, elbv2.instance_list(entry["instance_ids"]), planned["target_group"])
+                )
+
     def roll_out(
-        self, result: dict, call: dict, batches: list[list[str]], by_tags: list | None, names: dict[str, str]
+        self,
+        result: dict,
+        call: dict,
+        batches: list[list[str]],
+        by_tags: list | None,
+        names: dict[str, str],
+        traffic: elbv2.BatchTraffic | None = None,
     ) -> tuple[list[dict], str | None]:
         """Each batch in turn, stopping at the first that fails or when time runs out.
         Fills ``result["batches"]`` and ``result["command_ids"]``; returns the instances'
@@ -373,6 +418,15 @@ class Rollout:
                 )
             entry = {"batch": number, "instance_ids": batch, "command_ids": [], "status": "running"}
             result["batches"].append(entry)
+            label = "batch %d/%d" % (number, len(batches))
+            steps: list[elbv2.Step] = []
+            if traffic:
+                steps, drain_failure = traffic.take_out(batch, label)
+                if drain_failure:
+                    stopped = self.stop_draining(result, entry, traffic, steps, batches, number, names)
+                    return states + stopped, drain_failure + stop_note(stopped, len(batch))
+            elif self.check_mode:
+                self.plan_traffic(entry, len(batches))
             sends = send(self.api, call, batch, by_tags, on_sent=self.sent.append)
             entry["command_ids"] = [s["command_id"] for s in sends]
             result["command_ids"].extend(entry["command_ids"])
@@ -383,15 +437,61 @@ class Rollout:
             mark_lost(batch_states, lost)
             states.extend(batch_states)
             failed = [s for s in batch_states if s["outcome"] != "success"]
+            traffic_failure = None
+            if traffic and not failed and snapshot is None:
+                unhealthy, traffic_failure = traffic.put_back(batch, label, steps)
+                for state in batch_states:
+                    if state["instance_id"] in unhealthy:
+                        state["outcome"] = UNHEALTHY_IN_TARGET_GROUP
+                        state["reason"] = unhealthy[state["instance_id"]]
+                failed = [s for s in batch_states if s["outcome"] != "success"]
+            elif traffic:
+                # A failed batch stays out of service; a rollback that restores it puts it back.
+                for step in steps:
+                    step.left_out = list(batch)
+            if steps:
+                entry["target_groups"] = [step.as_dict() for step in steps]
             entry["status"] = "timed_out" if snapshot is not None else ("failed" if failed else "success")
             if failed or snapshot is not None:
                 entries, later = not_started(batches, number + 1, names)
                 result["batches"].extend(entries)
                 states.extend(later)
                 if snapshot is not None:
-                    return states, timeout_failure(timeout, failed, number, len(batches), len(later))
-                return states, rules.failure_message(failed, number, len(batches), len(later))
+                    message = timeout_failure(timeout, failed, number, len(batches), len(later))
+                elif traffic_failure:
+                    message = traffic_failure + (
+                        "" if not later else "; %d instances in later batches were never sent" % len(later)
+                    )
+                else:
+                    message = rules.failure_message(failed, number, len(batches), len(later))
+                if traffic and not traffic_failure:
+                    message += "; the batch's instances stay out of %s" % ", ".join(g.label for g in traffic.groups)
+                return states, message
         return states, None
+
+    def stop_draining(
+        self,
+        result: dict,
+        entry: dict,
+        traffic: elbv2.BatchTraffic,
+        steps: list[elbv2.Step],
+        batches: list[list[str]],
+        number: int,
+        names: dict[str, str],
+    ) -> list[dict]:
+        """A batch whose instances did not drain in time: nothing is sent to it, they are
+        registered again (untouched, they still serve the release they had), later
+        batches are not started. Returns the entries of this batch's and later instances."""
+        traffic.restore(steps)
+        entry["status"] = "failed"
+        entry["target_groups"] = [step.as_dict() for step in steps]
+        entries, stopped = not_started(batches, number, names)
+        result["batches"].extend(entries[1:])
+        for state in stopped:
+            if state["batch"] == number:
+                state["outcome"] = DRAIN_TIMED_OUT
+                state["reason"] = "did not leave its target group in time; nothing was sent to it"
+        return stopped
 
     def follow(
         self, sends: list[dict], batch: list[str], deadline: float, label: tuple

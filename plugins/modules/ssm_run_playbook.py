@@ -42,6 +42,22 @@ description:
     instance's RV(instances[].stdout_tail) and RV(instances[].stderr_tail) come from CloudWatch
     Logs when O(cloudwatch_log_group) is set (the whole output), else from the invocation output
     (its first 2,500 characters, as SSM keeps them).
+  - "Behind an ALB: with O(target_groups), each batch leaves its target groups before it is sent
+    and rejoins them after it succeeded. Per batch and target group: the batch's instances that
+    are registered (on the target group's port, or O(target_groups[].port)) are deregistered,
+    and the rollout waits until C(DescribeTargetHealth) no longer shows them (draining done,
+    at most O(target_groups[].drain_timeout)); then the batch is sent and followed as usual;
+    then every instance of the batch is registered and the rollout waits until each one is
+    C(healthy) (at most O(target_groups[].healthy_timeout)). Progress lines say
+    'batch 2/3: i-0abc out of tg/model-api (draining)' and 'batch 2/3: i-0abc back in
+    tg/model-api (healthy in 12.5s)'."
+  - "A batch that fails (its deploy failed or timed out, or an instance did not become healthy)
+    stops the rollout and its instances stay B(out) of the target groups: the version they run
+    is not known to be good. An instance that did not become healthy is deregistered again. The
+    rollback that puts them back on the previous release (the C(mlops.deploy.release) role
+    passes the same O(target_groups)) registers them again once they are healthy on it. A batch
+    whose instances do not drain in time is not sent at all; its instances, untouched, are
+    registered again."
   - O(timeout) bounds the whole wait; when it expires the command is cancelled, and the
     result says so, with the status each instance had reached (RV(instances[].status_at_timeout)).
   - "A host that dies mid-run does not hold the rollout until O(timeout): while invocations are
@@ -212,6 +228,44 @@ options:
       - How many of the last lines of stdout and stderr to return per instance.
     type: int
     default: 20
+  target_groups:
+    description:
+      - ALB (elbv2) target groups the instances serve behind. Each batch leaves them before it
+        is sent and rejoins them after it succeeded (see the description). Only target groups of
+        target type V(instance).
+      - Empty (the default) makes no load balancer call at all.
+      - In check mode no elbv2 call is made, not even a read; RV(batches[].target_groups) says
+        what would happen.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      target_group:
+        description:
+          - The target group's ARN or name.
+        type: str
+        required: true
+      port:
+        description:
+          - The port the instances are registered with (the endpoint's port on the instance).
+            The target group's own port when omitted.
+        type: int
+      drain_timeout:
+        description:
+          - Seconds to wait, per batch, until the deregistered instances have left the target
+            group (draining over). When they pass, the batch is not sent, its instances are
+            registered again and the task fails.
+          - Defaults to the target group's C(deregistration_delay.timeout_seconds) plus 30 s.
+          - V(0) does not wait (the instances may still finish requests while they are deployed).
+        type: int
+      healthy_timeout:
+        description:
+          - Seconds to wait, per batch, until every instance is C(healthy) in the target group
+            after its registration. When they pass, or when waiting cannot help (the target group
+            is not used by a load balancer, C(Target.NotInUse)), the instances not healthy are
+            deregistered again and the task fails, naming each with its state and reason.
+        type: int
+        default: 300
 notes:
   - "This module runs on the controller, through an action plugin of the same name: use it in a
     play on V(localhost) (or with C(run_once: true)), not once per remote host. The action plugin
@@ -232,7 +286,10 @@ notes:
     C(ssm:CancelCommand), C(ssm:DescribeInstanceInformation), C(ec2:DescribeInstances) (with
     O(targets), and to see a host stop mid-run: without it, C(PingStatus) alone says) and, with
     O(cloudwatch_log_group), C(logs:DescribeLogGroups),
-    C(logs:DescribeLogStreams), C(logs:GetLogEvents) and C(logs:FilterLogEvents)."
+    C(logs:DescribeLogStreams), C(logs:GetLogEvents) and C(logs:FilterLogEvents); with
+    O(target_groups), C(elasticloadbalancing:DescribeTargetGroups),
+    C(elasticloadbalancing:DescribeTargetGroupAttributes), C(elasticloadbalancing:DescribeTargetHealth),
+    C(elasticloadbalancing:DeregisterTargets) and C(elasticloadbalancing:RegisterTargets)."
   - The C(async) keyword is not supported (the work happens on the controller); use O(timeout).
 attributes:
   check_mode:
@@ -322,6 +379,19 @@ EXAMPLES = r"""
     max_concurrency: 10%
     max_errors: "1"
 
+- name: Behind an ALB, each batch leaves the target group while it is deployed
+  mlops.deploy.ssm_run_playbook:
+    targets: ["tag:Name=model-server"]
+    playbook_url: s3://acme-releases/releases/prod/r43.zip
+    playbook_file: deploy.yml
+    batches: [1, "25%"]
+    target_groups:
+      - target_group: model-api           # or its ARN
+        port: 8080                        # the endpoint's port on the instances
+        drain_timeout: 120                # default: the target group's deregistration delay + 30 s
+        healthy_timeout: 300
+  register: deploy
+
 - name: A failed rollout shows the logs; roll the instances that ran it back
   block:
     - name: Deploy r43
@@ -376,6 +446,9 @@ summary:
       C(unfinished) (still running when the wait ended and the cancellation did not land),
       C(lost) (its agent went silent or it stopped running mid-run; its invocation was cancelled),
       C(not_started) (a later batch that was never sent) and C(skipped) (offline, with O(skip_offline)).
+    - With O(target_groups) also C(drain_timed_out) (its batch was not sent, as it did not leave a
+      target group in time) and C(unhealthy_in_target_group) (deployed, but not C(healthy) in a
+      target group in time, and deregistered again).
   returned: always
   type: dict
   sample: {"total": 4, "success": 1, "failed": 1, "not_started": 2}
@@ -399,6 +472,46 @@ batches:
     status:
       description: V(success), V(failed), V(timed_out), V(not_started), or V(not_sent_check_mode).
       type: str
+    target_groups:
+      description:
+        - With O(target_groups), what happened to the batch in each target group.
+        - In check mode, what would happen (C(target_group), C(port), C(would_take_out), C(would_put_back)).
+      type: list
+      elements: dict
+      returned: when O(target_groups) is set and the batch was started
+      contains:
+        target_group:
+          description: C(tg/<name>) (the option as given, in check mode).
+          type: str
+        target_group_arn:
+          description: Its ARN.
+          type: str
+        port:
+          description: The port the instances are registered with.
+          type: int
+        taken_out:
+          description: The instances of the batch that were registered and were deregistered before the deploy.
+          type: list
+          elements: str
+        drain_waited:
+          description: Seconds waited until they had left (V(null) when none was registered).
+          type: float
+        put_back:
+          description: The instances registered after the deploy (every instance of the batch).
+          type: list
+          elements: str
+        healthy_waited:
+          description: Seconds waited until they were C(healthy).
+          type: float
+        left_out:
+          description: The instances left out of the target group (failed batch, or not healthy in time).
+          type: list
+          elements: str
+        states:
+          description: When a wait failed, each instance still waited for, with its state and reason.
+          type: dict
+          sample:
+            i-0123456789abcdef0: "unhealthy (Target.ResponseCodeMismatch: Health checks failed with these codes: [503])"
 instances:
   description: One entry per targeted instance (skipped ones are in RV(skipped_instances)), in batch order.
   returned: always
@@ -432,6 +545,12 @@ instances:
       description: What it means, one of the outcomes listed under RV(summary).
       type: str
       sample: success
+    reason:
+      description:
+        - With O(target_groups), why the instance failed in its target group (outcomes C(drain_timed_out),
+          C(unhealthy_in_target_group)).
+      type: str
+      returned: when the target group did not follow
     lost_reason:
       description:
         - Why the instance was given up on (outcome C(lost)), for example
