@@ -15,7 +15,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = ROOT / "roles" / "provision" / "templates" / "iam"
 PAGE = ROOT / "docs" / "docsite" / "rst" / "iam.rst"
-ORDER = ("ci-deployer", "ci-deployer-trust", "instance", "instance-trust")
+ORDER = ("ci-deployer", "ci-deployer-trust", "instance", "instance-trust", "bastion", "bastion-trust",
+         "training-task", "training-task-trust", "training-execution", "events", "events-trust")
 
 
 # What the policy files do not say (hand-written, kept here so the page stays one generated file).
@@ -48,7 +49,9 @@ def render() -> str:
         "************************************************",
         "",
         "The release flow (:ref:`ansible_collections.mlops.deploy.docsite.release_flow`) runs with",
-        "two identities: the CI runner's (the controller) and each instance's instance profile.",
+        "two identities: the CI runner's (the controller) and each instance's instance profile;",
+        "the bastion that keeps EFS in step with S3, the training task (its role and its execution",
+        "role) and the EventBridge rule that starts it have one each.",
         "Each one's policy ships as a file of the collection; ``playbooks/provision.yml`` attaches",
         "exactly these (rendered for the environment), and ``tests/integration/test_release_flow.py``",
         "proves them against every call the release flow makes",
