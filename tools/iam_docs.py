@@ -15,8 +15,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = ROOT / "roles" / "provision" / "templates" / "iam"
 PAGE = ROOT / "docs" / "docsite" / "rst" / "iam.rst"
-ORDER = ("ci-deployer", "ci-deployer-trust", "instance", "instance-trust", "bastion", "bastion-trust",
-         "training-task", "training-task-trust", "training-execution", "events", "events-trust")
+ORDER = (
+    "ci-deployer",
+    "ci-deployer-trust",
+    "instance",
+    "instance-trust",
+    "bastion",
+    "bastion-trust",
+    "training-task",
+    "training-task-trust",
+    "training-execution",
+    "events",
+    "events-trust",
+)
 
 
 # What the policy files do not say (hand-written, kept here so the page stays one generated file).

@@ -111,8 +111,10 @@ def exists(aws, names) -> dict[str, bool]:
         "bucket": names["provision_bucket"] in buckets,
         "log group": names["provision_log_group"] in log_groups,
         **{key.removeprefix("provision_"): names[key] in roles for key in role_keys},
-        **{key.removeprefix("provision_"): names[key] in made for key in ("provision_model_sg", "provision_bastion_sg",
-                                                                          "provision_efs_sg")},  # fmt: skip
+        **{
+            key.removeprefix("provision_"): names[key] in made
+            for key in ("provision_model_sg", "provision_bastion_sg", "provision_efs_sg")
+        },  # fmt: skip
         "model hosts": bool(instances(aws, model_group(names))),
         "bastion": bool(instances(aws, names["provision_bastion_name"])),
         "file system": bool(file_systems(aws, names)),
@@ -183,7 +185,8 @@ def test_security_groups(provisioned, aws, names):
         (8080, ["10.0.0.0/8"])
     ]
     assert bastion["IpPermissions"] == []
-    nfs = {(p["FromPort"], p["ToPort"], pair["GroupId"]) for p in efs["IpPermissions"] for pair in p["UserIdGroupPairs"]}
+    rules = efs["IpPermissions"]
+    nfs = {(p["FromPort"], p["ToPort"], pair["GroupId"]) for p in rules for pair in p["UserIdGroupPairs"]}
     assert nfs == {(2049, 2049, model["GroupId"]), (2049, 2049, bastion["GroupId"])}
     assert not [p for p in efs["IpPermissions"] if p["IpRanges"]]
 
@@ -197,7 +200,8 @@ def test_file_system(provisioned, aws, names):
     assert sorted(t["SubnetId"] for t in targets) == sorted(json.loads(names["provision_subnet_ids"]))
     sg = groups(aws, names)[names["provision_efs_sg"]]["GroupId"]
     for target in targets:
-        assert efs.describe_mount_target_security_groups(MountTargetId=target["MountTargetId"])["SecurityGroups"] == [sg]
+        answer = efs.describe_mount_target_security_groups(MountTargetId=target["MountTargetId"])
+        assert answer["SecurityGroups"] == [sg]
 
 
 def test_policies_as_attached(provisioned, aws, names):
@@ -274,9 +278,11 @@ def test_every_policy_file_lints_clean():
         provision_log_group=values["release_log_group"], provision_repositories=["titanic-api"],
         provision_models_prefix="models", provision_efs_name="mlops-local-models", provision_efs_iam_mounts=True,
         provision_train_cluster=values["train_cluster"], provision_train_family=values["train_family"],
-        provision_train_task_role=values["train_task_role"], provision_train_execution_role=values["train_execution_role"],
+        provision_train_task_role=values["train_task_role"],
+        provision_train_execution_role=values["train_execution_role"],
         provision_train_repository=values["train_repository"], provision_train_log_group=values["train_log_group"],
-        provision_train_model_bucket=values["release_bucket"], provision_train_model_prefix=values["train_model_prefix"],
+        provision_train_model_bucket=values["release_bucket"],
+        provision_train_model_prefix=values["train_model_prefix"],
     )  # fmt: skip
     files = sorted(p for p in POLICIES.glob("*.yml.j2") if not p.name.endswith("-trust.yml.j2"))
     assert len(files) == 6, files
