@@ -5,6 +5,7 @@ call. One provision run is shared by every assertion on what it made."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -175,7 +176,7 @@ def test_instances(provisioned, aws, names):
         assert [g["GroupId"] for g in instance["SecurityGroups"]] == [sgs[group]["GroupId"]]
         assert instance["ImageId"] == names["provision_ami_id"]
     user_data = aws("ec2").describe_instance_attribute(InstanceId=hosts[0]["InstanceId"], Attribute="userData")
-    assert "amazon-ssm-agent" in str(user_data), user_data
+    assert "amazon-ssm-agent" in base64.b64decode(user_data["UserData"]["Value"]).decode(), user_data
 
 
 def test_security_groups(provisioned, aws, names):
