@@ -19,7 +19,7 @@ import threading
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import ThreadedWSGIServer
 
-from mlops_sandbox import listen, moto_ecs, moto_ecs_tasks, moto_events
+from mlops_sandbox import listen, moto_ecs, moto_ecs_tasks, moto_efs, moto_events
 from mlops_sandbox.config import Config, for_daemon
 from mlops_sandbox.moto_record import Recorder
 from mlops_sandbox.process import SandboxError
@@ -63,6 +63,7 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     config = for_daemon(parser, args)
     moto_ecs.install()
+    moto_efs.install()  # community.aws.efs's tag calls
     # RunTask runs real containers; EventBridge rules with ECS targets run their tasks.
     moto_events.install(config, moto_ecs_tasks.install(config))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

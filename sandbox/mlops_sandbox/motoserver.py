@@ -16,6 +16,7 @@ MARKER = "mlops_sandbox.moto_main"
 CODE = (
     "moto_main.py",
     "moto_ecs.py",
+    "moto_efs.py",
     "moto_record.py",
     "arns.py",
     "calls.py",

@@ -1,39 +1,69 @@
 """playbooks/provision.yml against the sandbox, on resources of its own (names of this
-test, not the release flow's): check mode makes nothing, a run makes it, a second run
-changes nothing, state=absent removes it; bad input stops before any AWS call."""
+test, not the release flow's, in the sandbox's VPC): check mode makes nothing, a run makes
+it, a second run changes nothing, state=absent removes it; bad input stops before any AWS
+call. One provision run is shared by every assertion on what it made."""
 
 from __future__ import annotations
 
+import base64
+import json
+import os
 import re
 import subprocess
 import uuid
 
+import jinja2
 import pytest
+import yaml
 
 from .conftest import BIN, ROOT
 from .iam_proof import Identity, attached, lint
 
 INVENTORY = ROOT / "inventories" / "local"
 PLAYBOOK = ROOT / "playbooks" / "provision.yml"
+POLICIES = ROOT / "roles" / "provision" / "templates" / "iam"
+LIVE = ("pending", "running", "stopping", "stopped")
 
 
 @pytest.fixture(scope="module")
-def names():
+def names(aws):
     run = uuid.uuid4().hex[:6]
+    sandbox = os.environ.get("MLOPS_SANDBOX_NAME", "mlops")
+    ec2 = aws("ec2")
+    vpc = ec2.describe_vpcs(Filters=[{"Name": "tag:Name", "Values": [f"mlops-sandbox-{sandbox}"]}])["Vpcs"]
+    assert vpc, f"the sandbox's VPC mlops-sandbox-{sandbox} is missing"
+    subnets = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc[0]["VpcId"]]}])["Subnets"]
+    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    prefix = f"provision-test-{run}"
     return {
-        "provision_bucket": f"provision-test-{run}",
+        "provision_bucket": prefix,
         "provision_log_group": f"/provision-test/{run}",
-        "provision_instance_role": f"provision-test-{run}-instance",
-        "provision_ci_role": f"provision-test-{run}-ci",
+        "provision_instance_role": f"{prefix}-instance",
+        "provision_ci_role": f"{prefix}-ci",
         "provision_repositories": "[]",
+        "provision_vpc_id": vpc[0]["VpcId"],
+        "provision_subnet_ids": json.dumps([s["SubnetId"] for s in subnets]),
+        "provision_ami_id": image,
+        "provision_ingress_cidrs": '["10.0.0.0/8"]',
+        "provision_instances": json.dumps({f"{prefix}-model": 2}),
+        "provision_model_sg": f"{prefix}-model",
+        "provision_bastion_name": f"{prefix}-bastion",
+        "provision_bastion_role": f"{prefix}-bastion",
+        "provision_bastion_sg": f"{prefix}-bastion",
+        "provision_efs_name": f"{prefix}-models",
+        "provision_efs_sg": f"{prefix}-efs",
+        "provision_train_cluster": f"{prefix}-training",
+        "provision_train_task_role": f"{prefix}-train-task",
+        "provision_train_execution_role": f"{prefix}-train-execution",
+        "provision_train_events_role": f"{prefix}-train-events",
     }
 
 
 def run(playbook_env, names, *extra):
     argv = [str(BIN / "ansible-playbook"), "-i", str(INVENTORY), str(PLAYBOOK)]
     for key, value in names.items():
-        argv += ["-e", f'{{"{key}": {value}}}' if value.startswith("[") else f"{key}={value}"]
-    return subprocess.run([*argv, *extra], env=playbook_env, capture_output=True, text=True, timeout=600, check=False)
+        argv += ["-e", f'{{"{key}": {value}}}' if value[:1] in "[{" else f"{key}={value}"]
+    return subprocess.run([*argv, *extra], env=playbook_env, capture_output=True, text=True, timeout=900, check=False)
 
 
 def recap(result) -> dict[str, int]:
@@ -42,49 +72,168 @@ def recap(result) -> dict[str, int]:
     return {"ok": int(found[1]), "changed": int(found[2]), "failed": int(found[3])}
 
 
+def instances(aws, name: str) -> list[dict]:
+    pages = aws("ec2").describe_instances(
+        Filters=[{"Name": "tag:Name", "Values": [name]}, {"Name": "instance-state-name", "Values": list(LIVE)}]
+    )
+    return [i for r in pages["Reservations"] for i in r["Instances"]]
+
+
+def groups(aws, names) -> dict[str, dict]:
+    wanted = [names[k] for k in ("provision_model_sg", "provision_bastion_sg", "provision_efs_sg")]
+    found = aws("ec2").describe_security_groups(
+        Filters=[{"Name": "vpc-id", "Values": [names["provision_vpc_id"]]}, {"Name": "group-name", "Values": wanted}]
+    )["SecurityGroups"]
+    return {g["GroupName"]: g for g in found}
+
+
+def file_systems(aws, names) -> list[dict]:
+    return aws("efs").describe_file_systems(CreationToken=names["provision_efs_name"])["FileSystems"]
+
+
+def model_group(names) -> str:
+    (group,) = json.loads(names["provision_instances"])
+    return group
+
+
 def exists(aws, names) -> dict[str, bool]:
     iam, logs, s3 = aws("iam"), aws("logs"), aws("s3")
     roles = {r["RoleName"] for r in iam.list_roles()["Roles"]}
-    groups = {
+    log_groups = {
         g["logGroupName"]
         for g in logs.describe_log_groups(logGroupNamePrefix=names["provision_log_group"])["logGroups"]
     }
     buckets = {b["Name"] for b in s3.list_buckets()["Buckets"]}
+    clusters = aws("ecs").describe_clusters(clusters=[names["provision_train_cluster"]])["clusters"]
+    made = groups(aws, names)
+    role_keys = ("provision_instance_role", "provision_ci_role", "provision_bastion_role", "provision_train_task_role",
+                 "provision_train_execution_role", "provision_train_events_role")  # fmt: skip
     return {
         "bucket": names["provision_bucket"] in buckets,
-        "log group": names["provision_log_group"] in groups,
-        "instance role": names["provision_instance_role"] in roles,
-        "ci role": names["provision_ci_role"] in roles,
+        "log group": names["provision_log_group"] in log_groups,
+        **{key.removeprefix("provision_"): names[key] in roles for key in role_keys},
+        **{
+            key.removeprefix("provision_"): names[key] in made
+            for key in ("provision_model_sg", "provision_bastion_sg", "provision_efs_sg")
+        },  # fmt: skip
+        "model hosts": bool(instances(aws, model_group(names))),
+        "bastion": bool(instances(aws, names["provision_bastion_name"])),
+        "file system": bool(file_systems(aws, names)),
+        "training cluster": any(c["status"] == "ACTIVE" for c in clusters),
     }
 
 
-def test_check_run_again_teardown(playbook, aws, names):
-    env = playbook.env
-    check = run(env, names, "--check")
-    assert recap(check)["failed"] == 0
+# The identities provision.yml makes: (the role's key in names, its policy file).
+SHIPPED = (
+    ("provision_instance_role", "instance.yml.j2"),
+    ("provision_ci_role", "ci-deployer.yml.j2"),
+    ("provision_bastion_role", "bastion.yml.j2"),
+    ("provision_train_task_role", "training-task.yml.j2"),
+    ("provision_train_execution_role", "training-execution.yml.j2"),
+    ("provision_train_events_role", "events.yml.j2"),
+)
+
+
+@pytest.fixture(scope="module")
+def provisioned(playbook, aws, names):
+    """Check mode, then the one real run the assertions below share; state=absent after them."""
+    check = run(playbook.env, names, "--check")
+    first = run(playbook.env, names)
+    state = {"check": check, "first": first, "torn down": False}
+    yield state
+    if not state["torn down"]:
+        run(playbook.env, names, "-e", "state=absent", "-e", "provision_empty_bucket=true")
+
+
+def test_check_mode_makes_nothing(provisioned):
+    check = provisioned["check"]
+    assert recap(check)["failed"] == 0, check.stdout[-4000:]
     assert recap(check)["changed"] > 0
-    assert not any(exists(aws, names).values()), exists(aws, names)
-    first = run(env, names)
-    assert recap(first)["failed"] == 0, first.stdout[-4000:]
-    assert all(exists(aws, names).values()), exists(aws, names)
-    policy = aws("iam").get_role_policy(RoleName=names["provision_instance_role"], PolicyName="mlops-instance")
-    assert "s3:GetObject" in str(policy["PolicyDocument"])
+    # The plan names what it would make, the network part included.
+    for task in ("The model hosts' security group", "The model hosts, per endpoint host group", "The training cluster"):
+        assert task in check.stdout, check.stdout[-4000:]
+
+
+def test_run_makes_everything(provisioned, aws, names):
+    assert recap(provisioned["first"])["failed"] == 0, provisioned["first"].stdout[-4000:]
+    made = exists(aws, names)
+    assert all(made.values()), made
+
+
+def test_instances(provisioned, aws, names):
+    sgs = groups(aws, names)
+    hosts = instances(aws, model_group(names))
+    assert len(hosts) == 2, hosts
+    (bastion,) = instances(aws, names["provision_bastion_name"])
+    for instance, profile, group in (
+        *[(host, names["provision_instance_role"], names["provision_model_sg"]) for host in hosts],
+        (bastion, names["provision_bastion_role"], names["provision_bastion_sg"]),
+    ):
+        tags = {t["Key"]: t["Value"] for t in instance["Tags"]}
+        assert tags["env"] == "local", tags
+        assert instance["MetadataOptions"]["HttpTokens"] == "required"
+        assert instance["IamInstanceProfile"]["Arn"].endswith(f":instance-profile/{profile}")
+        assert [g["GroupId"] for g in instance["SecurityGroups"]] == [sgs[group]["GroupId"]]
+        assert instance["ImageId"] == names["provision_ami_id"]
+    user_data = aws("ec2").describe_instance_attribute(InstanceId=hosts[0]["InstanceId"], Attribute="userData")
+    assert "amazon-ssm-agent" in base64.b64decode(user_data["UserData"]["Value"]).decode(), user_data
+
+
+def test_security_groups(provisioned, aws, names):
+    sgs = groups(aws, names)
+    model, bastion, efs = (sgs[names[k]] for k in ("provision_model_sg", "provision_bastion_sg", "provision_efs_sg"))
+    assert [(p["FromPort"], [r["CidrIp"] for r in p["IpRanges"]]) for p in model["IpPermissions"]] == [
+        (8080, ["10.0.0.0/8"])
+    ]
+    assert bastion["IpPermissions"] == []
+    rules = efs["IpPermissions"]
+    nfs = {(p["FromPort"], p["ToPort"], pair["GroupId"]) for p in rules for pair in p["UserIdGroupPairs"]}
+    assert nfs == {(2049, 2049, model["GroupId"]), (2049, 2049, bastion["GroupId"])}
+    assert not [p for p in efs["IpPermissions"] if p["IpRanges"]]
+
+
+def test_file_system(provisioned, aws, names):
+    (fs,) = file_systems(aws, names)
+    assert fs["Encrypted"] is True
+    assert {t["Key"]: t["Value"] for t in fs["Tags"]}["env"] == "local"
+    efs = aws("efs")
+    targets = efs.describe_mount_targets(FileSystemId=fs["FileSystemId"])["MountTargets"]
+    assert sorted(t["SubnetId"] for t in targets) == sorted(json.loads(names["provision_subnet_ids"]))
+    sg = groups(aws, names)[names["provision_efs_sg"]]["GroupId"]
+    for target in targets:
+        answer = efs.describe_mount_target_security_groups(MountTargetId=target["MountTargetId"])
+        assert answer["SecurityGroups"] == [sg]
+
+
+def test_policies_as_attached(provisioned, aws, names):
     managed = aws("iam").list_attached_role_policies(RoleName=names["provision_instance_role"])["AttachedPolicies"]
     assert [p["PolicyName"] for p in managed] == ["AmazonSSMManagedInstanceCore"]
-    # The policies as attached: parliament and cloudsplaining find nothing.
-    shipped = (("provision_instance_role", "instance.yml.j2"), ("provision_ci_role", "ci-deployer.yml.j2"))
-    for role, policy_file in shipped:
+    managed = aws("iam").list_attached_role_policies(RoleName=names["provision_bastion_role"])["AttachedPolicies"]
+    assert [p["PolicyName"] for p in managed] == ["AmazonSSMManagedInstanceCore"]
+    # Exactly the shipped file, and parliament and cloudsplaining find nothing in it.
+    for role, policy_file in SHIPPED:
         identity = Identity(policy_file.removesuffix(".yml.j2"), names[role], policy_file, "test_provision")
         ours = attached(aws("iam"), identity)[0]
         assert len(ours) == 1, ours
         assert not lint(identity, ours), lint(identity, ours)
-    second = run(env, names)
+    events = attached(aws("iam"), Identity("events", names["provision_train_events_role"], "events.yml.j2", ""))[0][0]
+    passed = [s["Resource"] for s in events["Statement"] if s["Action"] == ["iam:PassRole"]]
+    assert passed == [[f"arn:aws:iam::123456789012:role/{names[k]}"
+                       for k in ("provision_train_task_role", "provision_train_execution_role")]]  # fmt: skip
+
+
+def test_second_run_changes_nothing(provisioned, playbook, names):
+    second = run(playbook.env, names)
     assert recap(second) == {**recap(second), "changed": 0, "failed": 0}, second.stdout[-4000:]
+
+
+def test_teardown(provisioned, playbook, aws, names):
     aws("s3").put_object(Bucket=names["provision_bucket"], Key="releases/local/x.zip", Body=b"x")
-    kept = run(env, names, "-e", "state=absent")
+    kept = run(playbook.env, names, "-e", "state=absent")
     assert recap(kept)["failed"] > 0  # a bucket with contents stays without the flag
     assert exists(aws, names)["bucket"]
-    gone = run(env, names, "-e", "state=absent", "-e", "provision_empty_bucket=true")
+    gone = run(playbook.env, names, "-e", "state=absent", "-e", "provision_empty_bucket=true")
+    provisioned["torn down"] = recap(gone)["failed"] == 0
     assert recap(gone)["failed"] == 0, gone.stdout[-4000:]
     assert not any(exists(aws, names).values()), exists(aws, names)
 
@@ -94,6 +243,10 @@ BAD_INPUT = {
     "bucket name AWS refuses": ({"provision_bucket": "Bad_Bucket..name"}, "bucket Bad_Bucket..name"),
     "unknown region": ({"provision_region": "eu-westt-1"}, "provision_region"),
     "instance type typo": ({"provision_instance_type": "t3.mediun"}, "instance type t3.mediun"),
+    "instance family typo": ({"provision_bastion_instance_type": "tt3.micro"}, "instance type tt3.micro"),
+    "bad AMI id": ({"provision_ami_id": "ami-12345"}, "AMI ami-12345"),
+    "bad VPC id": ({"provision_vpc_id": "vpc-xyz"}, "VPC vpc-xyz"),
+    "bad subnet id": ({"provision_subnet_ids": '["subnet-1"]'}, "subnets subnet-1"),
 }
 
 
@@ -111,3 +264,35 @@ def test_bad_input_stops_before_any_call(playbook, aws, names, case):
     assert "Traceback" not in out
     assert recap(result)["changed"] == 0
     assert exists(aws, names) == before  # nothing made
+
+
+def test_every_policy_file_lints_clean():
+    """Each shipped policy, rendered with the local inventory's values and every optional
+    statement on: no `*` or `service:*` action, nothing parliament or cloudsplaining flag."""
+    values = {}
+    for path in sorted((INVENTORY / "group_vars" / "all").glob("*.yml")):
+        values.update({k: v for k, v in (yaml.safe_load(path.read_text()) or {}).items() if "{{" not in str(v)})
+    account, region = values["release_aws_account_id"], values["release_aws_region"]
+    values.update(
+        provision_env=values["release_env"], provision_account_id=account, provision_region=region,
+        provision_registry_account_id=account, provision_bucket=values["release_bucket"],
+        provision_log_group=values["release_log_group"], provision_repositories=["titanic-api"],
+        provision_models_prefix="models", provision_efs_name="mlops-local-models", provision_efs_iam_mounts=True,
+        provision_train_cluster=values["train_cluster"], provision_train_family=values["train_family"],
+        provision_train_task_role=values["train_task_role"],
+        provision_train_execution_role=values["train_execution_role"],
+        provision_train_repository=values["train_repository"], provision_train_log_group=values["train_log_group"],
+        provision_train_model_bucket=values["release_bucket"],
+        provision_train_model_prefix=values["train_model_prefix"],
+    )  # fmt: skip
+    files = sorted(p for p in POLICIES.glob("*.yml.j2") if not p.name.endswith("-trust.yml.j2"))
+    assert len(files) == 6, files
+    problems = []
+    for path in files:
+        document = yaml.safe_load(jinja2.Template(path.read_text(), undefined=jinja2.StrictUndefined).render(values))
+        identity = Identity(path.name.removesuffix(".yml.j2"), "", path.name, "test_provision")
+        problems += lint(identity, [document])
+        for statement in document["Statement"]:
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            problems += [f"{path.name} allows {a}" for a in actions if a == "*" or a.endswith(":*")]
+    assert not problems, problems
