@@ -90,8 +90,8 @@ def policy_actions(documents: list[dict]) -> set[str]:
     return found
 
 
-def prove(entries: list[dict], identity: Identity, ours: list[dict], managed: list[dict]) -> list[str]:
-    """What is wrong, one line each (empty: proven). ``entries``: the identity's calls."""
+def disallowed(entries: list[dict], identity: Identity, ours: list[dict], managed: list[dict]) -> tuple[list[str], set[str]]:
+    """(the calls no policy of the identity allows, one line each; the actions of ``ours`` they used)."""
     problems = []
     used: set[str] = set()
     for entry in entries:
@@ -110,6 +110,12 @@ def prove(entries: list[dict], identity: Identity, ours: list[dict], managed: li
                     f"{identity.name}: {entry['source']} {entry['service']} {entry['operation']} needs "
                     f"{need.action} on {need.resource}: not allowed by {identity.policy_file}"
                 )
+    return sorted(set(problems)), used
+
+
+def prove(entries: list[dict], identity: Identity, ours: list[dict], managed: list[dict]) -> list[str]:
+    """What is wrong, one line each (empty: proven). ``entries``: the identity's calls."""
+    problems, used = disallowed(entries, identity, ours, managed)
     for action in sorted(policy_actions(ours)):
         if action == "*" or action.endswith(":*"):
             problems.append(f"{identity.name}: {identity.policy_file} allows {action}: name the actions")
