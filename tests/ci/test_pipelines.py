@@ -29,11 +29,10 @@ import urllib.request
 
 import pytest
 import yaml
+from integration.iam_proof import Identity, attached, disallowed, lint, policy_actions, prove
 
 from mlops_sandbox import calls
 from mlops_sandbox.config import Config
-
-from integration.iam_proof import Identity, attached, disallowed, lint, policy_actions, prove
 
 from .conftest import ENVS, REGISTRY_ROLE, ROLE, ROOT, Accounts, Project, id_token, render_deployer
 

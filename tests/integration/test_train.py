@@ -15,6 +15,7 @@ from mlops_sandbox.client import Sandbox
 
 from .conftest import ROOT, assert_play_ok
 from .deploy_support import RegistryClient, ecr_credentials, ensure_repository, run
+from .iam_proof import TRAINING, attached, lint, prove
 
 INVENTORY = ROOT / "inventories" / "local"
 PLAYBOOKS = ROOT / "playbooks"
@@ -170,6 +171,18 @@ def test_a_push_of_the_trigger_tag_trains_and_train_yml_records_its_digest(playb
         "mlops-train-execution-local": {"ecr:GetAuthorizationToken", "logs:CreateLogStream", "logs:PutLogEvents"},
         "mlops-train-task-local": {"s3:PutObject"},
     }, mine
+    # The IAM proof of those three identities: each call allowed by the role's policy as
+    # attached (action, resource, condition keys: the cluster, the service roles are passed
+    # to), every action the policy allows used, the linters silent.
+    problems, counts = [], {}
+    for identity in TRAINING:
+        theirs = [c for c in mine if c["principal"].split(":assumed-role/", 1)[-1].startswith(identity.role + "/")]
+        theirs = [c for c in theirs if c["principal"].endswith((task_id, "/events-titanic-train-on-push"))]
+        counts[identity.name] = len(theirs)
+        ours, managed = attached(aws("iam"), identity)
+        problems += prove(theirs, identity, ours, managed) + lint(identity, ours)
+    print(f"training IAM proof: calls per identity {counts}")
+    assert not problems, "training IAM proof failed:\n" + "\n".join(problems)
 
 
 def test_train_yml_says_what_to_give(playbook):
