@@ -323,7 +323,10 @@ def test_8_iam_proof_of_the_ci_roles(accounts, run):
     mine = [e for e in entries if (e.get("principal") or "").startswith(prefix)]
     assert mine, "the registry role made no call"
     ours, managed = attached(accounts.client(accounts.shared, "iam"), registry)
-    problems += prove(mine, registry, ours, managed) + lint(registry, ours)
-    report.append(f"registry: {len(mine)} calls")
+    found, used = disallowed(mine, registry, ours, managed)
+    problems += found + lint(registry, ours)
+    # The layer uploads happen only for layers the registry does not hold yet (a second run
+    # of the layer pushes none): unused ones are printed, not failed.
+    report.append(f"registry: {len(mine)} calls, unused this run: {', '.join(sorted(policy_actions(ours) - used)) or 'none'}")
     print("CI IAM proof:\n  " + "\n  ".join(report))
     assert not problems, "CI IAM proof failed:\n" + "\n".join(problems)

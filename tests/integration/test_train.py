@@ -166,7 +166,10 @@ def test_a_push_of_the_trigger_tag_trains_and_train_yml_records_its_digest(playb
         role_session = call["principal"].split(":assumed-role/", 1)[-1]
         if role_session.endswith((task_id, "/events-titanic-train-on-push")):
             by_role.setdefault(role_session.split("/")[0], set()).add(f"{call['service']}:{call['operation']}")
-    assert by_role == {
+    # The execution role's pull calls depend on what the engine already holds (the manifest,
+    # ecr:BatchGetImage, when the image is not local yet).
+    pulled = by_role.get("mlops-train-execution-local", set()) - {"ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"}
+    assert {**by_role, "mlops-train-execution-local": pulled} == {
         "mlops-train-events-local": {"ecs:RunTask"},
         "mlops-train-execution-local": {"ecr:GetAuthorizationToken", "logs:CreateLogStream", "logs:PutLogEvents"},
         "mlops-train-task-local": {"s3:PutObject"},
