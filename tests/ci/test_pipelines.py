@@ -29,7 +29,7 @@ import urllib.request
 
 import pytest
 import yaml
-from integration.iam_proof import Identity, attached, disallowed, lint, policy_actions, prove
+from integration.iam_proof import Identity, attached, disallowed, lint, policy_actions
 
 from mlops_sandbox import calls
 from mlops_sandbox.config import Config
@@ -327,6 +327,7 @@ def test_8_iam_proof_of_the_ci_roles(accounts, run):
     problems += found + lint(registry, ours)
     # The layer uploads happen only for layers the registry does not hold yet (a second run
     # of the layer pushes none): unused ones are printed, not failed.
-    report.append(f"registry: {len(mine)} calls, unused this run: {', '.join(sorted(policy_actions(ours) - used)) or 'none'}")
+    unused = ", ".join(sorted(policy_actions(ours) - used)) or "none"
+    report.append(f"registry: {len(mine)} calls, unused this run: {unused}")
     print("CI IAM proof:\n  " + "\n  ".join(report))
     assert not problems, "CI IAM proof failed:\n" + "\n".join(problems)
