@@ -86,6 +86,14 @@ def render() -> str:
         "(:ref:`ansible_collections.mlops.deploy.docsite.provisioning`). Every module documents the",
         "API calls it makes.",
         "",
+        "The same ``ci-deployer`` file is the CI deployer of each account of the three-account",
+        "pipelines (:ref:`ansible_collections.mlops.deploy.docsite.ci`): ``provision_promoted_from``",
+        "lets staging and prod read the releases of the environment they promote from (and drops",
+        "the digest look-up a promotion does not make), ``provision_ci_pushes_images`` keeps the push",
+        "to the account that holds the registry. ``tests/ci/test_pipelines.py`` proves every call the",
+        "pipelines make against it, per account, and the registry role's against",
+        "``ci/iam/ci-registry-policy.json.j2``.",
+        "",
         *BEYOND,
     ]
     for path in files:

@@ -20,6 +20,8 @@ from typing import NamedTuple
 class Need(NamedTuple):
     action: str
     resource: str
+    # The request's condition keys AWS evaluates with it, as (key, value) pairs.
+    context: tuple[tuple[str, str], ...] = ()
 
 
 class Unmapped(LookupError):
@@ -34,7 +36,7 @@ NO_PERMISSION = {
     ("sts", "AssumeRoleWithSAML"),
 }
 
-Rule = Callable[[dict], list[tuple[str, list[str]]]]
+Rule = Callable[[dict], list[tuple]]  # (action, resources[, context])
 
 
 def _on(action: str, pick: Callable[[list[str]], list[str]] = lambda r: r) -> Rule:
@@ -63,6 +65,29 @@ def _object_attributes(entry: dict) -> list[tuple[str, list[str]]]:
     return [("s3:GetObject", entry["resources"]), ("s3:GetObjectAttributes", entry["resources"])]
 
 
+PASSED_TO_ECS = (("iam:PassedToService", "ecs-tasks.amazonaws.com"),)
+
+
+def _passes(entry: dict) -> list[tuple]:
+    # moto_record.py: the task and execution roles the call hands to ECS
+    roles = (entry.get("detail") or {}).get("passed_roles") or []
+    return [("iam:PassRole", roles, PASSED_TO_ECS)] if roles else []
+
+
+def _run_task(entry: dict) -> list[tuple]:
+    # resources: the task definition, then the cluster (arns.py); the cluster is a condition
+    # key of ecs:RunTask (ecs:cluster), not a resource of it.
+    res = entry["resources"]
+    definitions = [r for r in res if ":task-definition/" in r]
+    clusters = [r for r in res if ":cluster/" in r]
+    context = (("ecs:cluster", clusters[0]),) if clusters else ()
+    return [("ecs:RunTask", definitions, context), *_passes(entry)]
+
+
+def _register_task_definition(entry: dict) -> list[tuple]:
+    return [("ecs:RegisterTaskDefinition", entry["resources"]), *_passes(entry)]
+
+
 SPECIAL: dict[tuple[str, str], Rule] = {
     ("s3", "ListObjectsV2"): _on("s3:ListBucket", _buckets),
     ("s3", "ListObjects"): _on("s3:ListBucket", _buckets),
@@ -89,6 +114,8 @@ SPECIAL: dict[tuple[str, str], Rule] = {
     ("s3", "GetBucketOwnershipControls"): _on("s3:GetBucketOwnershipControls"),
     ("s3", "GetBucketTagging"): _on("s3:GetBucketTagging"),
     ("ecr", "DescribeImages"): _on("ecr:DescribeImages"),
+    ("ecs", "RunTask"): _run_task,
+    ("ecs", "RegisterTaskDefinition"): _register_task_definition,
 }
 
 
@@ -129,7 +156,8 @@ def required(entry: dict) -> list[Need]:
         return []
     rule = SPECIAL.get(key) or _on(f"{entry['service']}:{entry['operation']}")
     needs: list[Need] = []
-    for action, resources in rule(entry):
+    for action, resources, *context in rule(entry):
+        context = tuple(context[0]) if context else ()
         types = resource_types(action)
         if types is None:
             raise Unmapped(
@@ -138,7 +166,7 @@ def required(entry: dict) -> list[Need]:
             )
         action = canonical(action)
         if not types or not resources:
-            needs.append(Need(action, "*"))
+            needs.append(Need(action, "*", context))
         else:
-            needs += [Need(action, r) for r in resources]
+            needs += [Need(action, r, context) for r in resources]
     return list(dict.fromkeys(needs))

@@ -180,6 +180,27 @@ def describe(environ: dict, body: bytes) -> dict | None:
     }
 
 
+ECS_PASSES_ROLES = {("ecs", "RunTask"), ("ecs", "RegisterTaskDefinition")}
+
+
+def _ecs_passed_roles(call: dict, answer: bytes, account: str | None) -> list[str]:
+    """The roles an ECS call hands to ECS (AWS authorizes ``iam:PassRole`` on each): a task
+    definition's task and execution roles, at registration and at each RunTask of it, and
+    the roles of RunTask's overrides."""
+    params = call["params"]
+    roles = [params.get("taskRoleArn"), params.get("executionRoleArn")]
+    if call["operation"] == "RunTask":
+        from moto.ecs.models import ecs_backends
+
+        overrides = params.get("overrides") or {}
+        roles += [overrides.get("taskRoleArn"), overrides.get("executionRoleArn")]
+        for task in json_object(answer).get("tasks") or []:
+            with contextlib.suppress(Exception):  # a definition gone since: its roles are unknown
+                found = ecs_backends[account][call["region"]].describe_task_definition(task["taskDefinitionArn"])
+                roles += [found.task_role_arn, found.execution_role_arn]
+    return sorted({r for r in roles if r})
+
+
 # -- identities --------------------------------------------------------------------------
 
 
@@ -281,6 +302,8 @@ class Recorder:
                 issued_principal, issued_account = principal_of(issued)
                 self._remember(issued, issued_principal, issued_account)
                 detail = {"issued_access_key": issued, "issued_principal": issued_principal}
+        if (call["service"], call["operation"]) in ECS_PASSES_ROLES and status < 300:
+            detail = {**(detail or {}), "passed_roles": _ecs_passed_roles(call, answer, account)}
         calls.record(
             self.config,
             source="moto",

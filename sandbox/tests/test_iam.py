@@ -17,6 +17,28 @@ def call(service, operation, resources=(), detail=None):
 BUCKET = "arn:aws:s3:::rel"
 
 
+TASK_DEFINITION = "arn:aws:ecs:r:1:task-definition/train:3"
+CLUSTER = "arn:aws:ecs:r:1:cluster/training"
+TASK_ROLE = "arn:aws:iam::1:role/train-task"
+
+
+def test_a_run_task_outside_the_policys_cluster_or_passing_another_role_is_not_allowed():
+    policy = [{"Statement": [
+        {"Effect": "Allow", "Action": "ecs:RunTask", "Resource": "arn:aws:ecs:r:1:task-definition/train:*",
+         "Condition": {"ArnEquals": {"ecs:cluster": CLUSTER}}},
+        {"Effect": "Allow", "Action": "iam:PassRole", "Resource": TASK_ROLE,
+         "Condition": {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}},
+    ]}]  # fmt: skip
+
+    def allowed(resources, roles):
+        needs = iam_actions.required(call("ecs", "RunTask", resources, {"passed_roles": roles}))
+        return [iam_eval.allows(policy, n.action, n.resource, dict(n.context)) for n in needs]
+
+    assert allowed([TASK_DEFINITION, CLUSTER], [TASK_ROLE]) == [True, True]
+    assert allowed([TASK_DEFINITION, "arn:aws:ecs:r:1:cluster/other"], [TASK_ROLE]) == [False, True]
+    assert allowed([TASK_DEFINITION, CLUSTER], ["arn:aws:iam::1:role/admin"]) == [True, False]
+
+
 @pytest.mark.parametrize(
     ("entry", "needs"),
     [
@@ -39,6 +61,16 @@ BUCKET = "arn:aws:s3:::rel"
         (call("ssm", "SendCommand", ["arn:aws:ssm:r::document/AWS-RunShellScript", "arn:aws:ec2:r:1:instance/i-1"]),
          [Need("ssm:SendCommand", "arn:aws:ssm:r::document/AWS-RunShellScript"),
           Need("ssm:SendCommand", "arn:aws:ec2:r:1:instance/i-1")]),
+        # ECS: the cluster is RunTask's ecs:cluster condition key; the roles handed to ECS
+        # (moto_record.py's passed_roles) need iam:PassRole, passed to ecs-tasks.
+        (call("ecs", "RunTask", [TASK_DEFINITION, CLUSTER], {"passed_roles": [TASK_ROLE]}),
+         [Need("ecs:RunTask", TASK_DEFINITION, (("ecs:cluster", CLUSTER),)),
+          Need("iam:PassRole", TASK_ROLE, (("iam:PassedToService", "ecs-tasks.amazonaws.com"),))]),
+        (call("ecs", "RunTask", [TASK_DEFINITION]), [Need("ecs:RunTask", TASK_DEFINITION)]),
+        (call("ecs", "RegisterTaskDefinition", ["arn:aws:ecs:r:1:task-definition/train:*"],
+              {"passed_roles": [TASK_ROLE]}),
+         [Need("ecs:RegisterTaskDefinition", "arn:aws:ecs:r:1:task-definition/train:*"),
+          Need("iam:PassRole", TASK_ROLE, (("iam:PassedToService", "ecs-tasks.amazonaws.com"),))]),
     ],
 )  # fmt: skip
 def test_required(entry, needs):
@@ -52,7 +84,9 @@ def test_a_call_nobody_mapped_fails_loudly():
 
 def test_every_special_rule_names_actions_aws_defines():
     for (service, operation), rule in iam_actions.SPECIAL.items():
-        for action, _resources in rule(call(service, operation, ["arn:aws:s3:::b/k", "arn:aws:s3:::c/k"])):
+        roles = {"passed_roles": ["arn:aws:iam::1:role/t"]}
+        entry = call(service, operation, ["arn:aws:s3:::b/k", "arn:aws:s3:::c/k"], roles)
+        for action, *_rest in rule(entry):
             assert iam_actions.resource_types(action) is not None, (service, operation, action)
 
 

@@ -6,7 +6,9 @@ What the fixtures set up is what an organisation has before its first pipeline: 
 environment account, one model server, the release bucket (its policy letting the next
 environment's deploy role read the releases: ci/iam/release-bucket-policy.json.j2), the
 log group, GitLab's and GitHub's OIDC providers and the CI deploy role (trust:
-ci/iam/ci-role-trust.json.j2, permissions: ci/iam/ci-deployer-policy.json.j2); in the
+ci/iam/ci-role-trust.json.j2, permissions: the provision role's own
+roles/provision/templates/iam/ci-deployer.yml.j2, rendered with that account's provision_*
+values -- the one CI deployer policy, proven here and by test_release_flow); in the
 registry account, the repository (its policy letting the three accounts pull:
 ci/iam/repository-policy.json.j2) and the role CI pushes with
 (ci/iam/ci-registry-policy.json.j2). What playbooks/provision.yml will make. The project is a
@@ -29,6 +31,7 @@ from pathlib import Path
 import boto3
 import jinja2
 import pytest
+import yaml
 
 from mlops_sandbox import envfile
 from mlops_sandbox.client import Sandbox
@@ -48,9 +51,35 @@ REGISTRY_ROLE = "mlops-ci-registry"
 TRUSTED_REFS = {"dev": ("branch", "main"), "staging": ("tag", "staging-*"), "prod": ("tag", "v[0-9]*")}
 
 
+DEPLOYER_POLICY = ROOT / "roles" / "provision" / "templates" / "iam" / "ci-deployer.yml.j2"
+
+
 def render(name: str, **values) -> str:
     template = (ROOT / "ci" / "iam" / name).read_text()
     return json.dumps(json.loads(jinja2.Template(template, undefined=jinja2.StrictUndefined).render(**values)))
+
+
+def render_deployer(**values) -> dict:
+    """roles/provision/templates/iam/ci-deployer.yml.j2 with these provision_* values."""
+    template = jinja2.Template(DEPLOYER_POLICY.read_text(), undefined=jinja2.StrictUndefined)
+    return yaml.safe_load(template.render(**values))
+
+
+def deployer_policy(env: str, region: str, registry_account: str) -> dict:
+    """The CI deployer policy of ``env``'s account: the provision role's template with the
+    provision_* values playbooks/provision.yml would give it for inventories/local-<env>."""
+    source = PROMOTED_FROM.get(env)
+    return render_deployer(
+        provision_env=env,
+        provision_account_id=ENVS[env],
+        provision_region=region,
+        provision_bucket=f"mlops-releases-{env}",
+        provision_log_group=f"/mlops/deploy/{env}",
+        provision_registry_account_id=registry_account,
+        provision_repositories=[REPOSITORY],
+        provision_promoted_from={"env": source, "bucket": f"mlops-releases-{source}"} if source else {},
+        provision_ci_pushes_images=registry_account == ENVS[env],
+    )
 
 
 def id_token(issuer: str, subject: str, **claims) -> str:
@@ -139,18 +168,7 @@ def set_up_account(accounts: Accounts, env: str) -> None:
         ref=ref,
         github_subject=f"repo:{GITHUB_REPOSITORY}:environment:{env}",
     )
-    source = PROMOTED_FROM.get(env)
-    policy = render(
-        "ci-deployer-policy.json.j2",
-        account=account,
-        env=env,
-        region=accounts.region,
-        bucket=f"mlops-releases-{env}",
-        source_env=source or "",
-        source_bucket=f"mlops-releases-{source}" if source else "",
-        registry_account=accounts.shared if env == "dev" else "",
-        log_group=f"/mlops/deploy/{env}",
-    )
+    policy = json.dumps(deployer_policy(env, accounts.region, accounts.shared))
     _ensure_role(iam, ROLE, trust, policy)
     s3 = accounts.client(account, "s3")
     bucket = f"mlops-releases-{env}"

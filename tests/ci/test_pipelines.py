@@ -14,7 +14,9 @@
    fail, dev stays on the release.
 
 Every AWS call these make is in the sandbox's call log, per identity; the module ends by
-writing them to .build/test-logs/ci-calls.json (what the IAM policies must allow).
+writing them to .build/test-logs/ci-calls.json, and test_8 proves them: each account's CI
+deployer against the provision role's ci-deployer.yml.j2 as attached, the registry role
+against ci/iam/ci-registry-policy.json.j2.
 """
 
 from __future__ import annotations
@@ -27,11 +29,12 @@ import urllib.request
 
 import pytest
 import yaml
+from integration.iam_proof import Identity, attached, disallowed, lint, policy_actions
 
 from mlops_sandbox import calls
 from mlops_sandbox.config import Config
 
-from .conftest import ENVS, ROOT, Accounts, Project, id_token
+from .conftest import ENVS, REGISTRY_ROLE, ROLE, ROOT, Accounts, Project, id_token, render_deployer
 
 pytestmark = pytest.mark.timeout(1800)
 JACK = {"Pclass": 3, "Sex": "male", "Age": 22, "SibSp": 1, "Parch": 0, "Fare": 7.25, "Embarked": "S"}
@@ -291,3 +294,44 @@ def test_7_the_calls_of_each_identity_are_logged(run):
         role = f"arn:aws:sts::{account}:assumed-role/mlops-ci-deployer/"
         assert any(p and p.startswith(role) for p in principals), env
     assert any(p and ":assumed-role/mlops-ci-registry/" in p for p in principals)
+
+
+def test_8_iam_proof_of_the_ci_roles(accounts, run):
+    """Per account, the CI deployer's calls are all allowed by the policy it has (the provision
+    role's template, rendered for that account), and the registry role's by its own. An action
+    the pipelines leave unused must be one the release e2e proves used (test_release_flow
+    test_10 runs the same template for inventories/local): nothing is allowed that nobody uses."""
+    entries = calls.read(Config(), since=run["since"])
+    # What test_10 proves used: the template rendered as for inventories/local (one account).
+    e2e = policy_actions([render_deployer(
+        provision_env="local", provision_account_id=accounts.shared, provision_region=accounts.region,
+        provision_bucket="b", provision_log_group="g", provision_registry_account_id=accounts.shared,
+        provision_repositories=["r"], provision_promoted_from={}, provision_ci_pushes_images=True,
+    )])  # fmt: skip
+    problems, report = [], []
+    for env, account in ENVS.items():
+        identity = Identity(f"ci-deployer ({env})", ROLE, f"ci-deployer.yml.j2 ({env})", "tests/ci/test_pipelines.py")
+        prefix = f"arn:aws:sts::{account}:assumed-role/{ROLE}/"
+        mine = [e for e in entries if (e.get("principal") or "").startswith(prefix)]
+        assert mine, f"the {env} deployer made no call"
+        ours, managed = attached(accounts.client(account, "iam"), identity)
+        found, used = disallowed(mine, identity, ours, managed)
+        unused = policy_actions(ours) - used
+        problems += found + lint(identity, ours)
+        problems += [f"{identity.name}: allows {a}, which neither the pipelines nor the release e2e use"
+                     for a in sorted(unused - e2e)]  # fmt: skip
+        report.append(f"{env}: {len(mine)} calls, {len(used)} actions used, unused here (the release e2e's): "
+                      f"{', '.join(sorted(unused)) or 'none'}")  # fmt: skip
+    registry = Identity("ci-registry", REGISTRY_ROLE, "ci/iam/ci-registry-policy.json.j2", "tests/ci/test_pipelines.py")
+    prefix = f"arn:aws:sts::{accounts.shared}:assumed-role/{REGISTRY_ROLE}/"
+    mine = [e for e in entries if (e.get("principal") or "").startswith(prefix)]
+    assert mine, "the registry role made no call"
+    ours, managed = attached(accounts.client(accounts.shared, "iam"), registry)
+    found, used = disallowed(mine, registry, ours, managed)
+    problems += found + lint(registry, ours)
+    # The layer uploads happen only for layers the registry does not hold yet (a second run
+    # of the layer pushes none): unused ones are printed, not failed.
+    unused = ", ".join(sorted(policy_actions(ours) - used)) or "none"
+    report.append(f"registry: {len(mine)} calls, unused this run: {unused}")
+    print("CI IAM proof:\n  " + "\n  ".join(report))
+    assert not problems, "CI IAM proof failed:\n" + "\n".join(problems)

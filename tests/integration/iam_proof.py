@@ -1,10 +1,12 @@
 """The IAM proof: every call an identity made is allowed by its shipped policy (action
 and resource ARN), and every action its policy allows was used.
 
-``IDENTITIES`` is the table to extend: an identity, the role provision.yml makes for it
-(its inline policy is the shipped file, rendered), the AWS managed policies it also has
-(allowed, but not ours to trim), and the flow that exercises it. Issue 11 (training task
-and events roles) and 13 (three accounts) add rows; a call no row's policy allows fails.
+``IDENTITIES`` is the table of the release flow (test_release_flow.py test_10): an identity,
+the role provision.yml makes for it (its inline policy is the shipped file, rendered), the
+AWS managed policies it also has (allowed, but not ours to trim), and the flow that
+exercises it; a call no row's policy allows fails. ``TRAINING`` holds the identities of a
+training task started by the push trigger (test_train.py proves them); the three accounts'
+CI roles are proven by tests/ci/test_pipelines.py test_8 with ``disallowed``.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from mlops_sandbox import iam_actions, iam_eval
 class Identity:
     name: str
     role: str  # the role provision.yml makes (inventories/local)
-    policy_file: str  # roles/provision/templates/iam/<file>
+    policy_file: str  # the shipped file its inline policy is rendered from
     flow: str  # the test that runs as it
     managed: tuple[str, ...] = ()
 
@@ -36,6 +38,19 @@ IDENTITIES = (
     Identity("instance", "mlops-local-instance", "instance.yml.j2",
              "tests/integration/test_release_flow.py (SSM runs deploy.yml on each instance)",
              ("arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore",)),
+)  # fmt: skip
+
+# A push of the training image runs a task through EventBridge: the events role runs it (and
+# passes the two roles), ECS pulls and ships logs as the execution role, the job's own calls
+# are the task role's. The roles and policies: playbooks/train_resources.yml, train_trigger.yml.
+TRAINING = (
+    Identity("training events", "mlops-train-events-local", "playbooks/templates/iam/train-events-policy.json.j2",
+             "tests/integration/test_train.py (the push trigger's RunTask)"),
+    Identity("training execution", "mlops-train-execution-local",
+             "playbooks/templates/iam/train-execution-policy.json.j2",
+             "tests/integration/test_train.py (ECS pulls the image, ships the logs)"),
+    Identity("training task", "mlops-train-task-local", "playbooks/templates/iam/train-task-policy.json.j2",
+             "tests/integration/test_train.py (the job writes its model)"),
 )  # fmt: skip
 
 
@@ -90,8 +105,10 @@ def policy_actions(documents: list[dict]) -> set[str]:
     return found
 
 
-def prove(entries: list[dict], identity: Identity, ours: list[dict], managed: list[dict]) -> list[str]:
-    """What is wrong, one line each (empty: proven). ``entries``: the identity's calls."""
+def disallowed(
+    entries: list[dict], identity: Identity, ours: list[dict], managed: list[dict]
+) -> tuple[list[str], set[str]]:
+    """(the calls no policy of the identity allows, one line each; the actions of ``ours`` they used)."""
     problems = []
     used: set[str] = set()
     for entry in entries:
@@ -103,13 +120,20 @@ def prove(entries: list[dict], identity: Identity, ours: list[dict], managed: li
             problems.append(f"{identity.name}: {exc}")
             continue
         for need in needs:
-            if iam_eval.allows(ours, need.action, need.resource):
+            context = dict(need.context)
+            if iam_eval.allows(ours, need.action, need.resource, context):
                 used.add(need.action)
-            elif not iam_eval.allows(managed, need.action, need.resource):
+            elif not iam_eval.allows(managed, need.action, need.resource, context):
                 problems.append(
                     f"{identity.name}: {entry['source']} {entry['service']} {entry['operation']} needs "
                     f"{need.action} on {need.resource}: not allowed by {identity.policy_file}"
                 )
+    return sorted(set(problems)), used
+
+
+def prove(entries: list[dict], identity: Identity, ours: list[dict], managed: list[dict]) -> list[str]:
+    """What is wrong, one line each (empty: proven). ``entries``: the identity's calls."""
+    problems, used = disallowed(entries, identity, ours, managed)
     for action in sorted(policy_actions(ours)):
         if action == "*" or action.endswith(":*"):
             problems.append(f"{identity.name}: {identity.policy_file} allows {action}: name the actions")

@@ -15,6 +15,7 @@ from mlops_sandbox.client import Sandbox
 
 from .conftest import ROOT, assert_play_ok
 from .deploy_support import RegistryClient, ecr_credentials, ensure_repository, run
+from .iam_proof import TRAINING, attached, lint, prove
 
 INVENTORY = ROOT / "inventories" / "local"
 PLAYBOOKS = ROOT / "playbooks"
@@ -165,11 +166,28 @@ def test_a_push_of_the_trigger_tag_trains_and_train_yml_records_its_digest(playb
         role_session = call["principal"].split(":assumed-role/", 1)[-1]
         if role_session.endswith((task_id, "/events-titanic-train-on-push")):
             by_role.setdefault(role_session.split("/")[0], set()).add(f"{call['service']}:{call['operation']}")
-    assert by_role == {
+    # The execution role's pull calls depend on what the engine already holds (the manifest,
+    # ecr:BatchGetImage, when the image is not local yet).
+    pulled = by_role.get("mlops-train-execution-local", set()) - {"ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"}
+    assert {**by_role, "mlops-train-execution-local": pulled} == {
         "mlops-train-events-local": {"ecs:RunTask"},
         "mlops-train-execution-local": {"ecr:GetAuthorizationToken", "logs:CreateLogStream", "logs:PutLogEvents"},
         "mlops-train-task-local": {"s3:PutObject"},
     }, mine
+    # The IAM proof of those three identities: each call allowed by the role's policy as
+    # attached (action, resource, condition keys: the cluster, the service roles are passed
+    # to), every action the policy allows used, the linters silent.
+    problems, counts = [], {}
+    for identity in TRAINING:
+        theirs = [c for c in mine if c["principal"].split(":assumed-role/", 1)[-1].startswith(identity.role + "/")]
+        theirs = [c for c in theirs if c["principal"].endswith((task_id, "/events-titanic-train-on-push"))]
+        counts[identity.name] = len(theirs)
+        ours, managed = attached(aws("iam"), identity)
+        found = prove(theirs, identity, ours, managed) + lint(identity, ours)
+        # Layers are downloaded only when the engine lacks them (ours built the image).
+        problems += [p for p in found if not p.endswith("allows ecr:GetDownloadUrlForLayer, which no call used")]
+    print(f"training IAM proof: calls per identity {counts}")
+    assert not problems, "training IAM proof failed:\n" + "\n".join(problems)
 
 
 def test_train_yml_says_what_to_give(playbook):
