@@ -284,6 +284,8 @@ def test_every_policy_file_lints_clean():
         provision_train_repository=values["train_repository"], provision_train_log_group=values["train_log_group"],
         provision_train_model_bucket=values["release_bucket"],
         provision_train_model_prefix=values["train_model_prefix"],
+        # the promotion statement on (a promoting environment reads the previous one's releases)
+        provision_promoted_from={"env": "dev", "bucket": "mlops-releases-dev"}, provision_ci_pushes_images=True,
     )  # fmt: skip
     files = sorted(p for p in POLICIES.glob("*.yml.j2") if not p.name.endswith("-trust.yml.j2"))
     assert len(files) == 6, files
