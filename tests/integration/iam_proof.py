@@ -47,7 +47,7 @@ TRAINING = (
     Identity("training events", "mlops-train-events-local", "playbooks/templates/iam/train-events-policy.json.j2",
              "tests/integration/test_train.py (the push trigger's RunTask)"),
     Identity("training execution", "mlops-train-execution-local",
-             "playbooks/templates/iam/train-execution-policy.json.j2",
+             "roles/provision/templates/iam/training-execution.yml.j2",
              "tests/integration/test_train.py (ECS pulls the image, ships the logs)"),
     Identity("training task", "mlops-train-task-local", "playbooks/templates/iam/train-task-policy.json.j2",
              "tests/integration/test_train.py (the job writes its model)"),
