@@ -116,7 +116,10 @@ def test_a_push_of_the_trigger_tag_trains_and_train_yml_records_its_digest(playb
     assert [t["Id"] for t in rule] == ["train"]
     assert rule[0]["RoleArn"].endswith(":role/mlops-train-events-local")
     policy = aws("iam").get_role_policy(RoleName="mlops-train-events-local", PolicyName="mlops-train-events")
-    passes = next(s for s in policy["PolicyDocument"]["Statement"] if s["Action"] == "iam:PassRole")
+    statements = policy["PolicyDocument"]["Statement"]
+    # Action as a string or a list (the provision role's file writes a list)
+    actions = [[s["Action"]] if isinstance(s["Action"], str) else s["Action"] for s in statements]
+    passes = next(s for s, named in zip(statements, actions, strict=True) if "iam:PassRole" in named)
     assert sorted(passes["Resource"]) == [
         "arn:aws:iam::123456789012:role/mlops-train-execution-local",
         "arn:aws:iam::123456789012:role/mlops-train-task-local",
