@@ -215,7 +215,8 @@ def test_the_control_plane_serves_the_log(role_session):
     _role, creds = role_session
     start = time.time() - 600
     entries = Sandbox().call_log(since=start)
-    assert any(e["detail"]["issued_access_key"] == creds["AccessKeyId"] for e in entries if e.get("detail"))
+    issued = [e for e in entries if (e.get("detail") or {}).get("issued_access_key") == creds["AccessKeyId"]]
+    assert [(e["service"], e["operation"]) for e in issued] == [("sts", "AssumeRole")], issued
 
 
 @pytest.mark.skipif(not Config().registry_enabled, reason="this sandbox runs no registry")
