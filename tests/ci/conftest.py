@@ -5,13 +5,13 @@ three accounts (dev, staging, prod) and its shared registry (moto's default acco
 What the fixtures set up is what an organisation has before its first pipeline: per
 environment account, one model server, the release bucket (its policy letting the next
 environment's deploy role read the releases: ci/iam/release-bucket-policy.json.j2), the
-log group, GitLab's and GitHub's OIDC providers and the CI deploy role (trust:
-ci/iam/ci-role-trust.json.j2, permissions: the provision role's own
-roles/provision/templates/iam/ci-deployer.yml.j2, rendered with that account's provision_*
-values -- the one CI deployer policy, proven here and by test_release_flow); in the
-registry account, the repository (its policy letting the three accounts pull:
-ci/iam/repository-policy.json.j2) and the role CI pushes with
-(ci/iam/ci-registry-policy.json.j2). What playbooks/provision.yml will make. The project is a
+log group, GitLab's and GitHub's OIDC providers and the CI deploy role (trust and
+permissions: the provision role's own roles/provision/templates/iam/ci-deployer-trust.yml.j2
+and ci-deployer.yml.j2, rendered with that account's provision_* values -- the one CI
+deployer trust and policy, proven here and by test_release_flow); in the registry account,
+the repository (its policy letting the three accounts pull: ci/iam/repository-policy.json.j2)
+and the role CI pushes with (the same trust template, trusting the default branch;
+permissions ci/iam/ci-registry-policy.json.j2). What playbooks/provision.yml will make. The project is a
 throw-away git repository holding the model (demo/titanic), the local-dev/-staging/-prod
 inventories and the two templates, as a user's repository would.
 """
@@ -48,10 +48,10 @@ REPOSITORY = "titanic-api"
 ROLE = "mlops-ci-deployer"
 REGISTRY_ROLE = "mlops-ci-registry"
 # The refs each role trusts (GitLab's `sub` claim: project_path:...:ref_type:...:ref:...).
-TRUSTED_REFS = {"dev": ("branch", "main"), "staging": ("tag", "staging-*"), "prod": ("tag", "v[0-9]*")}
+TRUSTED_REFS = {"dev": ("branch", "main"), "staging": ("tag", "staging-*"), "prod": ("tag", "v*")}
 
 
-DEPLOYER_POLICY = ROOT / "roles" / "provision" / "templates" / "iam" / "ci-deployer.yml.j2"
+PROVISION_IAM = ROOT / "roles" / "provision" / "templates" / "iam"
 
 
 def render(name: str, **values) -> str:
@@ -59,10 +59,29 @@ def render(name: str, **values) -> str:
     return json.dumps(json.loads(jinja2.Template(template, undefined=jinja2.StrictUndefined).render(**values)))
 
 
+def render_provision(name: str, **values) -> dict:
+    """roles/provision/templates/iam/<name>.yml.j2 with these provision_* values."""
+    template = jinja2.Template((PROVISION_IAM / f"{name}.yml.j2").read_text(), undefined=jinja2.StrictUndefined)
+    return yaml.safe_load(template.render(**values))
+
+
 def render_deployer(**values) -> dict:
     """roles/provision/templates/iam/ci-deployer.yml.j2 with these provision_* values."""
-    template = jinja2.Template(DEPLOYER_POLICY.read_text(), undefined=jinja2.StrictUndefined)
-    return yaml.safe_load(template.render(**values))
+    return render_provision("ci-deployer", **values)
+
+
+def deployer_trust(env: str, account: str, gitlab_ref: tuple[str, str], github_subject: str) -> dict:
+    """The CI role's trust as provision.yml writes it (ci-deployer-trust.yml.j2) for this
+    project: GitLab jobs of ``gitlab_ref`` (ref_type, ref), GitHub jobs of ``github_subject``."""
+    return render_provision(
+        "ci-deployer-trust",
+        provision_env=env,
+        provision_account_id=account,
+        provision_ci_github={"repository": GITHUB_REPOSITORY, "subjects": [github_subject]},
+        provision_ci_gitlab={
+            "project_path": GITLAB_PROJECT, "host": GITLAB_HOST, "ref_type": gitlab_ref[0], "ref": gitlab_ref[1],
+        },
+    )  # fmt: skip
 
 
 def deployer_policy(env: str, region: str, registry_account: str) -> dict:
@@ -158,16 +177,7 @@ def set_up_account(accounts: Accounts, env: str) -> None:
     iam = accounts.client(account, "iam")
     for host in (GITLAB_HOST, "token.actions.githubusercontent.com"):
         _ensure_oidc(iam, host)
-    ref_type, ref = TRUSTED_REFS[env]
-    trust = render(
-        "ci-role-trust.json.j2",
-        account=account,
-        gitlab_host=GITLAB_HOST,
-        gitlab_project=GITLAB_PROJECT,
-        ref_type=ref_type,
-        ref=ref,
-        github_subject=f"repo:{GITHUB_REPOSITORY}:environment:{env}",
-    )
+    trust = json.dumps(deployer_trust(env, account, TRUSTED_REFS[env], f"environment:{env}"))
     policy = json.dumps(deployer_policy(env, accounts.region, accounts.shared))
     _ensure_role(iam, ROLE, trust, policy)
     s3 = accounts.client(account, "s3")
@@ -192,15 +202,7 @@ def set_up_registry(accounts: Accounts) -> None:
     iam = accounts.client(account, "iam")
     for host in (GITLAB_HOST, "token.actions.githubusercontent.com"):
         _ensure_oidc(iam, host)
-    trust = render(
-        "ci-role-trust.json.j2",
-        account=account,
-        gitlab_host=GITLAB_HOST,
-        gitlab_project=GITLAB_PROJECT,
-        ref_type="branch",
-        ref="main",
-        github_subject=f"repo:{GITHUB_REPOSITORY}:ref:refs/heads/main",
-    )
+    trust = json.dumps(deployer_trust("registry", account, ("branch", "main"), "ref:refs/heads/main"))
     policy = render("ci-registry-policy.json.j2", account=account, region=accounts.region, repositories=[REPOSITORY])
     _ensure_role(iam, REGISTRY_ROLE, trust, policy)
     ecr = accounts.client(account, "ecr")

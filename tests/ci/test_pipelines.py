@@ -13,6 +13,10 @@
    failure block with the failing instance's CloudWatch lines, the job and the pipeline
    fail, dev stays on the release.
 
+test_9 reads each role's trust as attached (the provision role's ci-deployer-trust.yml.j2):
+it takes the tokens of the jobs that deploy it, with the audience the templates ask for,
+and no other ref, project or audience.
+
 Every AWS call these make is in the sandbox's call log, per identity; the module ends by
 writing them to .build/test-logs/ci-calls.json, and test_8 proves them: each account's CI
 deployer against the provision role's ci-deployer.yml.j2 as attached, the registry role
@@ -31,10 +35,22 @@ import pytest
 import yaml
 from integration.iam_proof import Identity, attached, disallowed, lint, policy_actions
 
-from mlops_sandbox import calls
+from mlops_sandbox import calls, iam_eval
 from mlops_sandbox.config import Config
 
-from .conftest import ENVS, REGISTRY_ROLE, ROLE, ROOT, Accounts, Project, id_token, render_deployer
+from .conftest import (
+    ENVS,
+    GITHUB_REPOSITORY,
+    GITLAB_HOST,
+    GITLAB_PROJECT,
+    REGISTRY_ROLE,
+    ROLE,
+    ROOT,
+    Accounts,
+    Project,
+    id_token,
+    render_deployer,
+)
 
 pytestmark = pytest.mark.timeout(1800)
 JACK = {"Pclass": 3, "Sex": "male", "Age": 22, "SibSp": 1, "Parch": 0, "Fare": 7.25, "Embarked": "S"}
@@ -335,3 +351,50 @@ def test_8_iam_proof_of_the_ci_roles(accounts, run):
     report.append(f"registry: {len(mine)} calls, unused this run: {unused}")
     print("CI IAM proof:\n  " + "\n  ".join(report))
     assert not problems, "CI IAM proof failed:\n" + "\n".join(problems)
+
+
+def test_9_each_role_trusts_the_jobs_that_deploy_it_and_no_other(accounts):
+    """The trust provision.yml writes takes the ID tokens the shipped templates ask for (their
+    audience, the sub of the ref that deploys the environment) and refuses the others."""
+    gitlab_aud = yaml.safe_load((ROOT / "ci" / "gitlab-ci.yml").read_text())[".mlops-aws"]["id_tokens"]
+    gitlab_aud = gitlab_aud["MLOPS_ID_TOKEN"]["aud"]
+    github_aud = re.search(r'"MLOPS_OIDC_AUDIENCE", "([^"]+)"', (ROOT / "ci" / "mlops-ci.sh").read_text()).group(1)
+    github = "token.actions.githubusercontent.com"
+
+    def gitlab_job(project: str, ref_type: str, ref: str, aud: str = gitlab_aud):
+        claims = {
+            f"{GITLAB_HOST}:sub": f"project_path:{project}:ref_type:{ref_type}:ref:{ref}",
+            f"{GITLAB_HOST}:aud": aud,
+        }
+        return GITLAB_HOST, claims
+
+    def github_job(subject: str, aud: str = github_aud):
+        return github, {f"{github}:sub": f"repo:{subject}", f"{github}:aud": aud}
+
+    mine, other = GITLAB_PROJECT, "someone/titanic"
+    repo = GITHUB_REPOSITORY
+    cases = {  # account: (role, the jobs it trusts, jobs it must refuse)
+        "dev": (ROLE, [gitlab_job(mine, "branch", "main"), github_job(f"{repo}:environment:dev")],
+                [gitlab_job(mine, "branch", "feature-x"), gitlab_job(other, "branch", "main"),
+                 gitlab_job(mine, "branch", "main", aud="https://gitlab.com"), github_job(f"{repo}:environment:prod"),
+                 github_job("someone/titanic:environment:dev"), github_job(f"{repo}:ref:refs/heads/main")]),
+        "staging": (ROLE, [gitlab_job(mine, "tag", "staging-3"), github_job(f"{repo}:environment:staging")],
+                    [gitlab_job(mine, "branch", "main"), gitlab_job(mine, "tag", "v1.2.0"),
+                     github_job(f"{repo}:environment:dev")]),
+        "prod": (ROLE, [gitlab_job(mine, "tag", "v1.2.0"), github_job(f"{repo}:environment:prod")],
+                 [gitlab_job(mine, "tag", "staging-3"), gitlab_job(mine, "branch", "main"),
+                  gitlab_job(mine, "tag", "v1.2.0", aud="sts.example.com"), github_job(f"{repo}:environment:staging")]),
+        "registry": (REGISTRY_ROLE, [gitlab_job(mine, "branch", "main"), github_job(f"{repo}:ref:refs/heads/main")],
+                     [gitlab_job(mine, "tag", "v1.2.0"), github_job(f"{repo}:environment:prod")]),
+    }  # fmt: skip
+    wrong = []
+    for env, (role, trusted, refused) in cases.items():
+        account = accounts.shared if env == "registry" else ENVS[env]
+        trust = accounts.client(account, "iam").get_role(RoleName=role)["Role"]["AssumeRolePolicyDocument"]
+        trust = json.loads(trust) if isinstance(trust, str) else trust
+        for jobs, expected in ((trusted, True), (refused, False)):
+            for host, claims in jobs:
+                provider = {"Federated": f"arn:aws:iam::{account}:oidc-provider/{host}"}
+                if iam_eval.trusts(trust, provider, "sts:AssumeRoleWithWebIdentity", claims) is not expected:
+                    wrong.append(f"{env} ({role}) {'refuses' if expected else 'trusts'} {claims}")
+    assert not wrong, "\n".join(wrong)

@@ -42,14 +42,15 @@ IDENTITIES = (
 
 # A push of the training image runs a task through EventBridge: the events role runs it (and
 # passes the two roles), ECS pulls and ships logs as the execution role, the job's own calls
-# are the task role's. The roles and policies: playbooks/train_resources.yml, train_trigger.yml.
+# are the task role's. The roles and their policies: the provision role (provision.yml, which
+# train_resources.yml imports).
 TRAINING = (
-    Identity("training events", "mlops-train-events-local", "playbooks/templates/iam/train-events-policy.json.j2",
+    Identity("training events", "mlops-train-events-local", "roles/provision/templates/iam/events.yml.j2",
              "tests/integration/test_train.py (the push trigger's RunTask)"),
     Identity("training execution", "mlops-train-execution-local",
              "roles/provision/templates/iam/training-execution.yml.j2",
              "tests/integration/test_train.py (ECS pulls the image, ships the logs)"),
-    Identity("training task", "mlops-train-task-local", "playbooks/templates/iam/train-task-policy.json.j2",
+    Identity("training task", "mlops-train-task-local", "roles/provision/templates/iam/training-task.yml.j2",
              "tests/integration/test_train.py (the job writes its model)"),
 )  # fmt: skip
 
