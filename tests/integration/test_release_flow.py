@@ -137,6 +137,15 @@ class Fleet:
         lines = sorted(line for line in out.stdout.splitlines() if line.strip())
         return "\n".join(lines) if out.returncode == 0 and lines else None
 
+    def proxy_log(self, instance: str, lines: int = 40) -> str:
+        """The host proxy's last log lines inside the instance (HAProxy: its server state
+        changes and one line per request, with the server and termination state)."""
+        out = subprocess.run(
+            ["docker", "exec", self.container(instance), "docker", "logs", "--tail", str(lines), "mlops-proxy"],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        return (out.stdout + out.stderr).strip()
+
     def answer(self, instance: str, path: str = "/health", body: dict | None = None) -> dict:
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(f"http://{self.ips[instance]}:8080{path}", data=data)
@@ -557,10 +566,14 @@ def test_8_rollback_returns_to_the_previous_release(fleet):
         summary = summarize(load.samples)
         figures.append(f"{instance}: {summary.line()}; versions {summary.versions}")
         failed_at = sorted(round(sample.due - load.started, 1) for sample in load.samples if not sample.ok)
+        dropped = "" if summary.failed == 0 else fleet.proxy_log(instance, 20000)
+        marks = (" 503 ", "<NOSRV>", "Server ")
+        not_served = [line for line in dropped.splitlines() if any(mark in line for mark in marks)]
         assert summary.failed == 0, (
             f"{instance} dropped requests during the release or the rollback: {summary.line()}; "
             f"at these seconds after the load began: {failed_at[:20]} (the release ended at "
-            f"{round(switched[instance] - load.started, 1)} s)"
+            f"{round(switched[instance] - load.started, 1)} s); its proxy's lines of server changes and "
+            "failed requests:\n" + "\n".join(not_served[-40:])
         )
         # It served v1, then v2 (after the release), then v1 again (the rollback), each under load.
         during = [s.version for s in load.window(end=switched[instance]) if s.ok]
