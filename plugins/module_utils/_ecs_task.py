@@ -52,6 +52,29 @@ STOP_CODE_MEANINGS = {
     "TerminationNotice": "its capacity was terminated",
 }
 LAUNCH_TYPES = ("FARGATE", "EC2", "EXTERNAL")
+# The placement options of a task (ecs_run_task, eventbridge_ecs_target), documented by the
+# doc fragment mlops.deploy.ecs_placement.
+PLACEMENT_SPEC = {
+    "launch_type": {"type": "str", "choices": list(LAUNCH_TYPES)},
+    "capacity_provider_strategy": {
+        "type": "list",
+        "elements": "dict",
+        "options": {
+            "capacity_provider": {"type": "str", "required": True},
+            "weight": {"type": "int"},
+            "base": {"type": "int"},
+        },
+    },
+    "platform_version": {"type": "str"},
+    "network_configuration": {
+        "type": "dict",
+        "options": {
+            "subnets": {"type": "list", "elements": "str", "required": True},
+            "security_groups": {"type": "list", "elements": "str", "default": []},
+            "assign_public_ip": {"type": "bool", "default": False},
+        },
+    },
+}
 # Exit codes of a container that ECS stopped (SIGKILL, SIGTERM).
 STOPPED_EXIT_CODES = (137, 143)
 STARTED_BY_MAX = 36

@@ -19,6 +19,7 @@ through the plain functions of ``_ecs_task``.
 from __future__ import annotations
 
 import collections
+import copy
 import time
 
 from ansible_collections.mlops.deploy.plugins.module_utils import _ecs_task as rules
@@ -38,25 +39,7 @@ def argument_spec():
         "cluster": {"type": "str", "default": "default"},
         "task_definition": {"type": "str"},
         "task_arn": {"type": "str"},
-        "launch_type": {"type": "str", "choices": list(rules.LAUNCH_TYPES)},
-        "capacity_provider_strategy": {
-            "type": "list",
-            "elements": "dict",
-            "options": {
-                "capacity_provider": {"type": "str", "required": True},
-                "weight": {"type": "int"},
-                "base": {"type": "int"},
-            },
-        },
-        "platform_version": {"type": "str"},
-        "network_configuration": {
-            "type": "dict",
-            "options": {
-                "subnets": {"type": "list", "elements": "str", "required": True},
-                "security_groups": {"type": "list", "elements": "str", "default": []},
-                "assign_public_ip": {"type": "bool", "default": False},
-            },
-        },
+        **copy.deepcopy(rules.PLACEMENT_SPEC),
         "container_overrides": {
             "type": "list",
             "elements": "dict",

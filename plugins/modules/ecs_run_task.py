@@ -58,54 +58,6 @@ options:
       - When O(timeout) passes, such a task is left running (it was not started here) and the
         module fails saying so.
     type: str
-  launch_type:
-    description:
-      - Where the task runs. Mutually exclusive with O(capacity_provider_strategy); with neither,
-        the cluster's default capacity provider strategy applies.
-    type: str
-    choices: [FARGATE, EC2, EXTERNAL]
-  capacity_provider_strategy:
-    description:
-      - The capacity providers to place the task with, for example C(FARGATE_SPOT).
-    type: list
-    elements: dict
-    suboptions:
-      capacity_provider:
-        description: The capacity provider's name.
-        type: str
-        required: true
-      weight:
-        description: Its relative weight.
-        type: int
-      base:
-        description: How many tasks at least it runs.
-        type: int
-  platform_version:
-    description:
-      - The Fargate platform version (C(LATEST) when omitted).
-    type: str
-  network_configuration:
-    description:
-      - The task's network interface, needed by task definitions in the C(awsvpc) network mode
-        (every Fargate task).
-    type: dict
-    suboptions:
-      subnets:
-        description: The subnets (IDs) the task may run in.
-        type: list
-        elements: str
-        required: true
-      security_groups:
-        description: The security groups (IDs) of its network interface.
-        type: list
-        elements: str
-        default: []
-      assign_public_ip:
-        description:
-          - Give the task a public IP address. Without one, a task in a private subnet needs a NAT
-            gateway or VPC endpoints (ECR, S3, CloudWatch Logs) to pull its image and send its logs.
-        type: bool
-        default: false
   container_overrides:
     description:
       - Changes to some of the task definition's containers for this run. Each entry names a
@@ -219,6 +171,7 @@ attributes:
     support: none
     description: Not usable with the C(async) keyword.
 extends_documentation_fragment:
+  - mlops.deploy.ecs_placement
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3

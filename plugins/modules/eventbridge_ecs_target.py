@@ -74,46 +74,6 @@ options:
     description: How many tasks each event starts.
     type: int
     default: 1
-  launch_type:
-    description: Where the task runs; mutually exclusive with O(capacity_provider_strategy).
-    type: str
-    choices: [FARGATE, EC2, EXTERNAL]
-  capacity_provider_strategy:
-    description: The capacity providers to place the task with.
-    type: list
-    elements: dict
-    suboptions:
-      capacity_provider:
-        description: The capacity provider's name.
-        type: str
-        required: true
-      weight:
-        description: Its relative weight.
-        type: int
-      base:
-        description: How many tasks at least it runs.
-        type: int
-  platform_version:
-    description: The Fargate platform version.
-    type: str
-  network_configuration:
-    description: The task's network interface (required for C(awsvpc) task definitions, every Fargate one).
-    type: dict
-    suboptions:
-      subnets:
-        description: The subnets (IDs).
-        type: list
-        elements: str
-        required: true
-      security_groups:
-        description: The security groups (IDs).
-        type: list
-        elements: str
-        default: []
-      assign_public_ip:
-        description: Give the task a public IP address.
-        type: bool
-        default: false
   group:
     description: The task group.
     type: str
@@ -185,6 +145,7 @@ attributes:
     support: full
     description: A second run with the same options changes nothing.
 extends_documentation_fragment:
+  - mlops.deploy.ecs_placement
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
@@ -276,6 +237,8 @@ diff:
   type: dict
 """
 
+import copy
+
 try:
     from botocore.exceptions import BotoCoreError, ClientError
 except ImportError:
@@ -283,15 +246,9 @@ except ImportError:
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
-from ansible_collections.mlops.deploy.plugins.module_utils._ecs_task import TaskError
+from ansible_collections.mlops.deploy.plugins.module_utils._ecs_task import PLACEMENT_SPEC, TaskError
 from ansible_collections.mlops.deploy.plugins.module_utils._ecs_task_run import retry_decorator
 from ansible_collections.mlops.deploy.plugins.module_utils._eventbridge import EventBridgeError, EventsApi, ensure
-
-STRATEGY = {
-    "capacity_provider": {"type": "str", "required": True},
-    "weight": {"type": "int"},
-    "base": {"type": "int"},
-}
 
 
 def main():
@@ -307,17 +264,7 @@ def main():
         "task_definition": {"type": "str"},
         "role_arn": {"type": "str"},
         "task_count": {"type": "int", "default": 1},
-        "launch_type": {"type": "str", "choices": ["FARGATE", "EC2", "EXTERNAL"]},
-        "capacity_provider_strategy": {"type": "list", "elements": "dict", "options": STRATEGY},
-        "platform_version": {"type": "str"},
-        "network_configuration": {
-            "type": "dict",
-            "options": {
-                "subnets": {"type": "list", "elements": "str", "required": True},
-                "security_groups": {"type": "list", "elements": "str", "default": []},
-                "assign_public_ip": {"type": "bool", "default": False},
-            },
-        },
+        **copy.deepcopy(PLACEMENT_SPEC),
         "group": {"type": "str"},
         "propagate_tags": {"type": "str", "choices": ["TASK_DEFINITION"]},
         "enable_ecs_managed_tags": {"type": "bool", "default": False},
