@@ -1,5 +1,5 @@
 """playbooks/provision.yml against the sandbox, on resources of its own (names of this
-test, not the release flow's, in the sandbox's VPC): check mode makes nothing, a run makes
+test, not the release flow's, in a VPC of its own with two subnets): check mode makes nothing, a run makes
 it, a second run changes nothing, state=absent removes it; bad input stops before any AWS
 call. One provision run is shared by every assertion on what it made."""
 
@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
 import subprocess
 import uuid
@@ -25,14 +24,33 @@ POLICIES = ROOT / "roles" / "provision" / "templates" / "iam"
 LIVE = ("pending", "running", "stopping", "stopped")
 
 
+def own_network(ec2) -> tuple[str, list[str]]:
+    """A VPC of this test's own with two subnets in two availability zones, so that the model
+    hosts have subnets to spread over and EFS two mount targets (moto only: nothing runs in
+    it). Kept for later runs, found by its Name tag."""
+    tag = [{"Key": "Name", "Value": "provision-test"}]
+    found = ec2.describe_vpcs(Filters=[{"Name": "tag:Name", "Values": ["provision-test"]}])["Vpcs"]
+    if found:
+        vpc_id = found[0]["VpcId"]
+    else:
+        vpc_id = ec2.create_vpc(CidrBlock="10.250.0.0/16", TagSpecifications=[{"ResourceType": "vpc", "Tags": tag}])[
+            "Vpc"
+        ]["VpcId"]
+    subnets = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])["Subnets"]
+    zones = [z["ZoneName"] for z in ec2.describe_availability_zones()["AvailabilityZones"]][:2]
+    for number, zone in enumerate(zones):
+        if not any(s["AvailabilityZone"] == zone for s in subnets):
+            subnets.append(
+                ec2.create_subnet(VpcId=vpc_id, CidrBlock=f"10.250.{number}.0/24", AvailabilityZone=zone)["Subnet"]
+            )
+    return vpc_id, sorted(s["SubnetId"] for s in subnets)
+
+
 @pytest.fixture(scope="module")
 def names(aws):
     run = uuid.uuid4().hex[:6]
-    sandbox = os.environ.get("MLOPS_SANDBOX_NAME", "mlops")
     ec2 = aws("ec2")
-    vpc = ec2.describe_vpcs(Filters=[{"Name": "tag:Name", "Values": [f"mlops-sandbox-{sandbox}"]}])["Vpcs"]
-    assert vpc, f"the sandbox's VPC mlops-sandbox-{sandbox} is missing"
-    subnets = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc[0]["VpcId"]]}])["Subnets"]
+    vpc_id, subnet_ids = own_network(ec2)
     image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
     prefix = f"provision-test-{run}"
     return {
@@ -41,8 +59,8 @@ def names(aws):
         "provision_instance_role": f"{prefix}-instance",
         "provision_ci_role": f"{prefix}-ci",
         "provision_repositories": "[]",
-        "provision_vpc_id": vpc[0]["VpcId"],
-        "provision_subnet_ids": json.dumps([s["SubnetId"] for s in subnets]),
+        "provision_vpc_id": vpc_id,
+        "provision_subnet_ids": json.dumps(subnet_ids),
         "provision_ami_id": image,
         "provision_ingress_cidrs": '["10.0.0.0/8"]',
         "provision_instances": json.dumps({f"{prefix}-model": 2}),
@@ -164,6 +182,8 @@ def test_instances(provisioned, aws, names):
     sgs = groups(aws, names)
     hosts = instances(aws, model_group(names))
     assert len(hosts) == 2, hosts
+    # Spread across the subnets, one each.
+    assert sorted(h["SubnetId"] for h in hosts) == sorted(json.loads(names["provision_subnet_ids"])), hosts
     (bastion,) = instances(aws, names["provision_bastion_name"])
     for instance, profile, group in (
         *[(host, names["provision_instance_role"], names["provision_model_sg"]) for host in hosts],
