@@ -127,9 +127,18 @@ def _lifecycle(action: str, config: Config) -> None:
         path = envfile.write(config, _image_exports(config))
         print(f"sandbox: up; client settings in {path} (source it: . {path})")
     elif action == "down":
+        # Every part goes down even when one cannot (e.g. a network with stale endpoints):
+        # the processes are stopped all the same; what was left is said at the end.
+        problems = []
         for part in reversed(parts):
-            print(f"sandbox: {part.down()}", flush=True)
+            try:
+                print(f"sandbox: {part.down()}", flush=True)
+            except SandboxError as exc:
+                problems.append(str(exc))
+                print(f"sandbox: {exc}", flush=True)
         config.env_file.unlink(missing_ok=True)
+        if problems:
+            raise SandboxError("down left something behind: " + "; ".join(problems))
     else:
         for part in parts:
             print(part.status())
