@@ -47,6 +47,17 @@ def _buckets(resources: list[str]) -> list[str]:
     return sorted({r.split("/", 1)[0] for r in resources})
 
 
+def _list_objects(action: str) -> Rule:
+    # s3:prefix is in the request context only when the request gives a prefix (as on AWS,
+    # where a policy conditioned on it refuses a listing without one).
+    def rule(entry: dict) -> list[tuple]:
+        detail = entry.get("detail") or {}
+        context = (("s3:prefix", detail["prefix"]),) if "prefix" in detail else ()
+        return [(action, _buckets(entry["resources"]), context)]
+
+    return rule
+
+
 def _copy(entry: dict) -> list[tuple[str, list[str]]]:
     # resources: destination object, then source object (arns.py)
     res = entry["resources"]
@@ -89,9 +100,9 @@ def _register_task_definition(entry: dict) -> list[tuple]:
 
 
 SPECIAL: dict[tuple[str, str], Rule] = {
-    ("s3", "ListObjectsV2"): _on("s3:ListBucket", _buckets),
-    ("s3", "ListObjects"): _on("s3:ListBucket", _buckets),
-    ("s3", "ListObjectVersions"): _on("s3:ListBucketVersions", _buckets),
+    ("s3", "ListObjectsV2"): _list_objects("s3:ListBucket"),
+    ("s3", "ListObjects"): _list_objects("s3:ListBucket"),
+    ("s3", "ListObjectVersions"): _list_objects("s3:ListBucketVersions"),
     ("s3", "HeadBucket"): _on("s3:ListBucket", _buckets),
     ("s3", "HeadObject"): _versioned("s3:GetObject", "s3:GetObjectVersion"),
     ("s3", "GetObject"): _versioned("s3:GetObject", "s3:GetObjectVersion"),

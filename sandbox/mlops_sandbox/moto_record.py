@@ -181,6 +181,7 @@ def describe(environ: dict, body: bytes) -> dict | None:
 
 
 ECS_PASSES_ROLES = {("ecs", "RunTask"), ("ecs", "RegisterTaskDefinition")}
+LISTS_OBJECTS = {("s3", "ListObjectsV2"), ("s3", "ListObjects"), ("s3", "ListObjectVersions")}
 
 
 def _ecs_passed_roles(call: dict, answer: bytes, account: str | None) -> list[str]:
@@ -295,6 +296,8 @@ class Recorder:
         principal, account = principal_of(call["access_key"])
         self._remember(call["access_key"], principal, account)
         detail = {"version_id": call["params"]["versionId"]} if call["params"].get("versionId") else None
+        if (call["service"], call["operation"]) in LISTS_OBJECTS and "prefix" in call["params"]:
+            detail = {"prefix": call["params"]["prefix"]}  # the s3:prefix condition key (iam_actions.py)
         if (call["service"], call["operation"]) in ISSUES_KEYS and status < 300:
             found = _ACCESS_KEY_XML.search(answer)
             if found:

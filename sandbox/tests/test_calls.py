@@ -202,6 +202,24 @@ def test_calls_through_moto_and_the_ssm_service_carry_the_role_session(sandbox_e
     assert mine[0]["region"] == config.region
 
 
+def test_a_listings_prefix_is_recorded_for_the_s3_prefix_condition(sandbox_env, role_session):
+    _role, creds = role_session
+    config = Config()
+    bucket = f"calls-test-{uuid.uuid4().hex[:6]}"
+    admin = boto_client(sandbox_env, service="s3")
+    admin.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": config.region})
+    s3 = boto_client(sandbox_env, credentials=creds, service="s3")
+    start = time.time()
+    try:
+        s3.list_objects_v2(Bucket=bucket, Prefix="models/")
+        s3.list_objects_v2(Bucket=bucket)
+    finally:
+        admin.delete_bucket(Bucket=bucket)
+    mine = [e for e in calls.read(config, since=start) if e["access_key"] == creds["AccessKeyId"]]
+    assert [(e["operation"], e.get("detail")) for e in mine] == [("ListObjectsV2", {"prefix": "models/"}),
+                                                             ("ListObjectsV2", None)], mine  # fmt: skip
+
+
 def test_every_issued_key_is_in_the_identity_table(role_session):
     _role, creds = role_session
     known = calls.identity_of(Config(), creds["AccessKeyId"])

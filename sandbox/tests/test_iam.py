@@ -22,6 +22,21 @@ CLUSTER = "arn:aws:ecs:r:1:cluster/training"
 TASK_ROLE = "arn:aws:iam::1:role/train-task"
 
 
+def test_a_listing_is_allowed_only_under_the_policys_prefix():
+    # The bastion's policy (roles/provision/templates/iam/bastion.yml.j2) lists models/ only.
+    policy = [{"Statement": [{"Effect": "Allow", "Action": "s3:ListBucket", "Resource": BUCKET,
+                              "Condition": {"StringLike": {"s3:prefix": ["models/*", "models/"]}}}]}]  # fmt: skip
+
+    def allowed(detail):
+        (need,) = iam_actions.required(call("s3", "ListObjectsV2", [f"{BUCKET}/x"], detail))
+        return iam_eval.allows(policy, need.action, need.resource, dict(need.context))
+
+    assert allowed({"prefix": "models/"}) is True
+    assert allowed({"prefix": "models/titanic/"}) is True
+    assert allowed({"prefix": "releases/"}) is False
+    assert allowed(None) is False  # no prefix: the whole bucket, refused
+
+
 def test_a_run_task_outside_the_policys_cluster_or_passing_another_role_is_not_allowed():
     policy = [{"Statement": [
         {"Effect": "Allow", "Action": "ecs:RunTask", "Resource": "arn:aws:ecs:r:1:task-definition/train:*",
@@ -43,6 +58,9 @@ def test_a_run_task_outside_the_policys_cluster_or_passing_another_role_is_not_a
     ("entry", "needs"),
     [
         (call("s3", "ListObjectsV2", [BUCKET]), [Need("s3:ListBucket", BUCKET)]),
+        # The request's prefix is the s3:prefix condition key (moto_record.py's detail).
+        (call("s3", "ListObjectsV2", [BUCKET], {"prefix": "models/"}),
+         [Need("s3:ListBucket", BUCKET, (("s3:prefix", "models/"),))]),
         (call("s3", "HeadObject", [f"{BUCKET}/k"]), [Need("s3:GetObject", f"{BUCKET}/k")]),
         (call("s3", "GetObject", [f"{BUCKET}/k"], {"version_id": "3"}), [Need("s3:GetObjectVersion", f"{BUCKET}/k")]),
         (call("s3", "CopyObject", [f"{BUCKET}/new", "arn:aws:s3:::src/old"]),

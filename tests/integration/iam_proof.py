@@ -5,12 +5,15 @@ and resource ARN), and every action its policy allows was used.
 the role provision.yml makes for it (its inline policy is the shipped file, rendered), the
 AWS managed policies it also has (allowed, but not ours to trim), and the flow that
 exercises it; a call no row's policy allows fails. ``TRAINING`` holds the identities of a
-training task started by the push trigger (test_train.py proves them); the three accounts'
-CI roles are proven by tests/ci/test_pipelines.py test_8 with ``disallowed``.
+training task started by the push trigger (test_train.py proves them, and the CI deployer's
+push of the training image with ``disallowed``); the bastion is proven by test_provision.py
+(its sync program as its role); the three accounts' CI roles by tests/ci/test_pipelines.py
+test_8 with ``disallowed``. ``ci_deployer`` signs in as the CI deployer of environment local.
 """
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import urllib.parse
@@ -141,3 +144,43 @@ def prove(entries: list[dict], identity: Identity, ours: list[dict], managed: li
         elif action not in used:
             problems.append(f"{identity.name}: {identity.policy_file} allows {action}, which no call used")
     return sorted(set(problems))
+
+
+# The CI deployer of environment local signs in as a GitHub Actions job of that environment.
+GITHUB_SUB = "repo:mlops-deploy/example:environment:local"
+
+
+def web_identity_token(sub: str, aud: str = "sts.amazonaws.com") -> str:
+    """A token shaped as GitHub's (the sandbox's STS does not check its signature)."""
+
+    def part(value: dict) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+    claims = {"iss": "https://token.actions.githubusercontent.com", "sub": sub, "aud": aud}
+    return f"{part({'alg': 'RS256', 'typ': 'JWT'})}.{part(claims)}.c2lnbmF0dXJl"
+
+
+def ci_deployer(aws) -> dict:
+    """The CI deployer's session, as a GitHub Actions job of environment local gets it; its
+    trust policy (as provision.yml attached it) is evaluated on the job's claims first."""
+    iam = aws("iam")
+    role = iam.get_role(RoleName="mlops-local-ci-deployer")["Role"]
+    trust = role["AssumeRolePolicyDocument"]
+    trust = json.loads(urllib.parse.unquote(trust)) if isinstance(trust, str) else trust
+    github = {"Federated": "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com"}
+    claims = {
+        "token.actions.githubusercontent.com:sub": GITHUB_SUB,
+        "token.actions.githubusercontent.com:aud": "sts.amazonaws.com",
+    }
+    assert iam_eval.trusts(trust, github, "sts:AssumeRoleWithWebIdentity", claims)
+    for sub in (
+        "repo:mlops-deploy/example:environment:prod",
+        "repo:someone/example:environment:local",
+        "repo:mlops-deploy/example:ref:refs/heads/main",
+    ):
+        other = {**claims, "token.actions.githubusercontent.com:sub": sub}
+        assert not iam_eval.trusts(trust, github, "sts:AssumeRoleWithWebIdentity", other), sub
+    answer = aws("sts").assume_role_with_web_identity(
+        RoleArn=role["Arn"], RoleSessionName="github-local-1", WebIdentityToken=web_identity_token(GITHUB_SUB)
+    )
+    return answer["Credentials"]

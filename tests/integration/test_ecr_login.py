@@ -102,7 +102,7 @@ def test_rejected_credentials_are_replaced_and_other_settings_kept(playbook, cre
             "registry.example.internal:5000": {"auth": base64.b64encode(b"u:p").decode()},
         },
         "HttpHeaders": {"User-Agent": "mlops-test"},
-        "credHelpers": {"public.ecr.aws": "ecr-login"},
+        "credHelpers": {"other.example": "ecr-login"},
     }
     (config_dir / "config.json").write_text(json.dumps(before))
     result = playbook.run(

@@ -9,14 +9,17 @@ import base64
 import json
 import re
 import subprocess
+import time
 import uuid
 
 import jinja2
 import pytest
 import yaml
 
+from mlops_sandbox.client import Sandbox
+
 from .conftest import BIN, ROOT
-from .iam_proof import Identity, attached, lint
+from .iam_proof import Identity, attached, lint, prove
 
 INVENTORY = ROOT / "inventories" / "local"
 PLAYBOOK = ROOT / "playbooks" / "provision.yml"
@@ -240,6 +243,50 @@ def test_policies_as_attached(provisioned, aws, names):
     passed = [s["Resource"] for s in events["Statement"] if s["Action"] == ["iam:PassRole"]]
     assert passed == [[f"arn:aws:iam::123456789012:role/{names[k]}"
                        for k in ("provision_train_task_role", "provision_train_execution_role")]]  # fmt: skip
+
+
+SYNC = ROOT / "roles" / "bastion_efs_sync" / "files" / "mlops_efs_sync.py"
+
+
+def test_the_bastion_syncs_the_models_with_only_what_its_policy_allows(provisioned, aws, aws_env, names, tmp_path):
+    """The IAM proof of the bastion: the role's sync program (and the AWS CLI it runs) as the
+    bastion's role, the way EC2 gives it through the instance profile (an STS session of the
+    role named after the instance; the sandbox's IMDS does the same for its instances);
+    every call it made is allowed by the policy as attached, every action it allows used."""
+    bucket = names["provision_bucket"]
+    s3 = aws("s3")
+    models = {"titanic/model.json": b'{"version": "1"}', "titanic/weights.bin": bytes(4096)}
+    for key, body in models.items():
+        s3.put_object(Bucket=bucket, Key=f"models/{key}", Body=body)
+    s3.put_object(Bucket=bucket, Key="releases/local/not-the-bastions.zip", Body=b"x")
+    (bastion,) = instances(aws, names["provision_bastion_name"])
+    role = aws("iam").get_role(RoleName=names["provision_bastion_role"])["Role"]
+    began = time.time()
+    creds = aws("sts").assume_role(RoleArn=role["Arn"], RoleSessionName=bastion["InstanceId"])["Credentials"]
+    efs = tmp_path / "efs"
+    efs.mkdir()
+    config = tmp_path / "models.json"
+    config.write_text(json.dumps({
+        "name": "models", "bucket": bucket, "prefix": "models", "destination": str(efs), "delete": True,
+        "status_file": str(tmp_path / "status.json"), "lock_file": str(tmp_path / "lock"),
+        "log_file": str(tmp_path / "sync.log"), "syslog": False, "aws_command": [str(BIN / "aws")],
+        "endpoint_url": aws_env["AWS_ENDPOINT_URL"], "region": aws_env["AWS_REGION"],
+        "environment": {"AWS_ACCESS_KEY_ID": creds["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": creds["SecretAccessKey"],
+                        "AWS_SESSION_TOKEN": creds["SessionToken"]},
+    }))  # fmt: skip
+    synced = subprocess.run([str(BIN / "python"), str(SYNC), "--config", str(config)], capture_output=True,
+                            text=True, timeout=300, check=False)  # fmt: skip
+    assert synced.returncode == 0, synced.stderr + (tmp_path / "sync.log").read_text()
+    assert {str(f.relative_to(efs)): f.read_bytes() for f in efs.rglob("*") if f.is_file()} == models
+    prefix = f"arn:aws:sts::123456789012:assumed-role/{role['RoleName']}/{bastion['InstanceId']}"
+    theirs = [c for c in Sandbox(aws_env["MLOPS_SANDBOX_CONTROL_URL"]).call_log(since=began)
+              if c.get("principal") == prefix]  # fmt: skip
+    assert {c["operation"] for c in theirs} >= {"ListObjectsV2", "GetObject"}, theirs
+    identity = Identity("bastion", role["RoleName"], "bastion.yml.j2", "mlops_efs_sync.py")
+    ours, managed = attached(aws("iam"), identity)
+    problems = prove(theirs, identity, ours, managed) + lint(identity, ours)
+    print(f"bastion IAM proof: {len(theirs)} calls, {sorted({c['operation'] for c in theirs})}")
+    assert not problems, "bastion IAM proof failed:\n" + "\n".join(problems)
 
 
 def test_second_run_changes_nothing(provisioned, playbook, names):

@@ -53,7 +53,7 @@ from mlops_sandbox.config import Config
 
 from .conftest import BIN, ROOT, sandbox_env
 from .deploy_support import RegistryClient, ecr_credentials, ensure_repository
-from .iam_proof import IDENTITIES, attached, lint, prove
+from .iam_proof import IDENTITIES, attached, ci_deployer, lint, prove
 from .loadgen import ConstantLoad, summarize
 
 INVENTORY = ROOT / "inventories" / "local"
@@ -212,48 +212,6 @@ def build_variant(client: RegistryClient, tag: str, version: str | None, broken:
     uri = client.uri(tag, REPOSITORY)
     client.docker("build", "--quiet", "--tag", uri, str(context))
     return client.push(uri, tag, REPOSITORY)
-
-
-GITHUB_SUB = "repo:mlops-deploy/example:environment:local"
-
-
-def web_identity_token(sub: str, aud: str = "sts.amazonaws.com") -> str:
-    """A token shaped as GitHub's (the sandbox's STS does not check its signature)."""
-    import base64
-
-    def part(value: dict) -> str:
-        return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
-
-    claims = {"iss": "https://token.actions.githubusercontent.com", "sub": sub, "aud": aud}
-    return f"{part({'alg': 'RS256', 'typ': 'JWT'})}.{part(claims)}.c2lnbmF0dXJl"
-
-
-def ci_deployer(aws) -> dict:
-    """The CI deployer's session, as a GitHub Actions job of environment local gets it; its
-    trust policy (as provision.yml attached it) is evaluated on the job's claims first."""
-    from mlops_sandbox import iam_eval
-
-    iam = aws("iam")
-    role = iam.get_role(RoleName="mlops-local-ci-deployer")["Role"]
-    trust = role["AssumeRolePolicyDocument"]
-    trust = json.loads(urllib.parse.unquote(trust)) if isinstance(trust, str) else trust
-    github = {"Federated": "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com"}
-    claims = {
-        "token.actions.githubusercontent.com:sub": GITHUB_SUB,
-        "token.actions.githubusercontent.com:aud": "sts.amazonaws.com",
-    }
-    assert iam_eval.trusts(trust, github, "sts:AssumeRoleWithWebIdentity", claims)
-    for sub in (
-        "repo:mlops-deploy/example:environment:prod",
-        "repo:someone/example:environment:local",
-        "repo:mlops-deploy/example:ref:refs/heads/main",
-    ):
-        other = {**claims, "token.actions.githubusercontent.com:sub": sub}
-        assert not iam_eval.trusts(trust, github, "sts:AssumeRoleWithWebIdentity", other), sub
-    answer = aws("sts").assume_role_with_web_identity(
-        RoleArn=role["Arn"], RoleSessionName="github-local-1", WebIdentityToken=web_identity_token(GITHUB_SUB)
-    )
-    return answer["Credentials"]
 
 
 @pytest.fixture(scope="module")

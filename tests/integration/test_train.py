@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 import time
 
+import boto3
 import pytest
 
 from mlops_sandbox.client import Sandbox
 
 from .conftest import ROOT, assert_play_ok
 from .deploy_support import RegistryClient, ecr_credentials, ensure_repository, run
-from .iam_proof import TRAINING, attached, lint, prove
+from .iam_proof import IDENTITIES, TRAINING, attached, ci_deployer, disallowed, lint, prove
 
 INVENTORY = ROOT / "inventories" / "local"
 PLAYBOOKS = ROOT / "playbooks"
@@ -37,11 +38,20 @@ def recap(result) -> dict:
 
 
 @pytest.fixture(scope="module")
-def registry(aws, tmp_path_factory):
-    ecr = aws("ecr")
-    ensure_repository(ecr, "titanic-train")
+def registry(aws, aws_env, resources, tmp_path_factory):
+    """The registry as CI pushes to it: signed in as the CI deployer (its role made by
+    train_resources.yml through provision.yml), whose calls test_ci_deployer_... proves."""
+    ensure_repository(aws("ecr"), "titanic-train")  # train_resources.yml made it: no call of CI's
+    began = time.time()
+    creds = ci_deployer(aws)
+    ecr = boto3.client(
+        "ecr", endpoint_url=aws_env.get("AWS_ENDPOINT_URL_ECR", aws_env["AWS_ENDPOINT_URL"]),
+        region_name=aws_env["AWS_REGION"], aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"], aws_session_token=creds["SessionToken"],
+    )  # fmt: skip
     client = RegistryClient(tmp_path_factory.mktemp("docker"), ecr_credentials(ecr))
     client.login()
+    client.ci_began = began
     yield client
     # The images this module built (by their label; other people's stay).
     ours = run(["docker", "image", "ls", "-q", "--filter", f"label={LABEL}"]).stdout.split()
@@ -191,6 +201,26 @@ def test_a_push_of_the_trigger_tag_trains_and_train_yml_records_its_digest(playb
         problems += [p for p in found if not p.endswith("allows ecr:GetDownloadUrlForLayer, which no call used")]
     print(f"training IAM proof: calls per identity {counts}")
     assert not problems, "training IAM proof failed:\n" + "\n".join(problems)
+
+
+def test_the_ci_deployer_pushed_the_training_images_with_only_what_its_policy_allows(registry, aws, aws_env):
+    """CI's part in training is the push of the training image (the push of the trigger tag
+    starts a run): every call it made since it signed in is allowed by the CI deployer's
+    policy as provision.yml attached it (test_release_flow.py test_10 proves the rest of
+    its calls, and that every action the policy allows is used)."""
+    (identity,) = [i for i in IDENTITIES if i.name == "ci-deployer"]
+    prefix = f"arn:aws:sts::123456789012:assumed-role/{identity.role}/"
+    calls = Sandbox(aws_env["MLOPS_SANDBOX_CONTROL_URL"]).call_log(since=registry.ci_began)
+    theirs = [c for c in calls if (c.get("principal") or "").startswith(prefix)]
+    pushed = {r for c in theirs if c["operation"] == "PutImage" for r in c["resources"]}
+    assert pushed == {f"arn:aws:ecr:{aws_env['AWS_REGION']}:123456789012:repository/titanic-train"}, [
+        (c["service"], c["operation"], c["resources"]) for c in theirs
+    ]
+    ours, managed = attached(aws("iam"), identity)
+    problems, used = disallowed(theirs, identity, ours, managed)
+    print(f"training push IAM proof: {len(theirs)} calls of the CI deployer, actions used {sorted(used)}")
+    assert not problems, "the CI deployer's training push is not allowed:\n" + "\n".join(problems)
+    assert {"ecr:GetAuthorizationToken", "ecr:InitiateLayerUpload", "ecr:PutImage"} <= used, used
 
 
 def test_train_yml_says_what_to_give(playbook):

@@ -228,8 +228,8 @@ def test_hostname(key, host):
         ({"credsStore": "pass"}, ("helper", "pass")),
         ({"credHelpers": {HOST: "ecr-login"}}, ("helper", "ecr-login")),
         ({"credHelpers": {f"https://{HOST}": "ecr-login"}, "credsStore": "pass"}, ("helper", "ecr-login")),
-        ({"credHelpers": {"public.ecr.aws": "ecr-login"}, "credsStore": "desktop"}, ("helper", "desktop")),
-        ({"credHelpers": {"public.ecr.aws": "ecr-login"}}, ("file", None)),
+        ({"credHelpers": {"other.example": "ecr-login"}, "credsStore": "desktop"}, ("helper", "desktop")),
+        ({"credHelpers": {"other.example": "ecr-login"}}, ("file", None)),
     ],
 )
 def test_credential_route_follows_dockers_precedence(config, route):
@@ -254,7 +254,7 @@ def test_file_credentials(auths, expected):
 def test_with_file_credentials_replaces_every_spelling_and_keeps_the_rest():
     config = {
         "auths": {f"https://{HOST}": {"auth": "old"}, HOST: {"auth": "older"}, "other.example": {"auth": "x"}},
-        "credHelpers": {"public.ecr.aws": "ecr-login"},
+        "credHelpers": {"other.example": "ecr-login"},
     }
     new = e.with_file_credentials(config, HOST, "AWS", "fresh")
     assert new["auths"] == {"other.example": {"auth": "x"}, HOST: {"auth": b64("AWS:fresh")}}
