@@ -163,14 +163,19 @@ run_layer() {
 
 # `all`: the layers in order, except the BESIDE ones, which run one after the other in the
 # background beside the sandbox-backed pytest layers from BESIDE_FROM on (their own
-# containers and accounts, the same sandbox; on 2 cores most of their time is waiting on
-# containers). molecule's scenarios use containers of their own; the CI layer's pipelines
-# run in the sandbox's dev, staging and prod accounts, whose SSM calls the integration
-# tests' throttling and call counts leave alone (they are narrowed to moto's default
-# account). Their output goes to .build/test-logs/<layer>.out, their summary lines join
-# the others as they end. MLOPS_TEST_SERIAL=1 runs everything in order.
-BESIDE=(molecule ci)
+# containers and accounts, the same sandbox; on 2 cores most of the foreground's time is
+# waiting on containers). The static layers (GATE) go first there: they need no sandbox,
+# and the foreground waits for them to pass before GATED starts, so a lint error still
+# stops the suite within minutes, not after the integration tests. molecule's scenarios
+# use containers of their own; the CI layer's pipelines run in the sandbox's dev, staging
+# and prod accounts, whose SSM calls the integration tests' throttling and call counts
+# leave alone (they are narrowed to moto's default account). Their output goes to
+# .build/test-logs/<layer>.out, their summary lines join the others as they end.
+# MLOPS_TEST_SERIAL=1 runs everything in order.
+BESIDE=(lint ansible-lint sanity galaxy docs unit molecule ci)
 BESIDE_FROM=sandbox-test
+GATE=(lint ansible-lint sanity galaxy docs unit)
+GATED=integration
 
 failed() {
   echo; echo "Summary:"; cat "$OUT/summary.txt"
@@ -182,14 +187,37 @@ is_beside() { local l; for l in "${BESIDE[@]}"; do [ "$l" = "$1" ] && return 0; 
 
 # The BESIDE layers of this run, each to its own .out; the names of those that failed
 # go to beside.failed.
+# gate.done is written once the GATE layers among them have run (passed or not); when one
+# of them failed, the layers after them are not started.
 run_beside() {
-  local layer
+  local layer gate_left=0
   export MLOPS_SANDBOX_IS_UP=1
   : >"$OUT/beside.failed"
+  for layer in "$@"; do is_gate "$layer" && gate_left=$((gate_left + 1)); done
+  [ "$gate_left" -gt 0 ] || : >"$OUT/gate.done"
   for layer in "$@"; do
     run_layer "$layer" >"$OUT/$layer.out" 2>&1 || echo "$layer" >>"$OUT/beside.failed"
+    if is_gate "$layer"; then
+      gate_left=$((gate_left - 1))
+      [ "$gate_left" -gt 0 ] && continue
+      : >"$OUT/gate.done"
+      [ -s "$OUT/beside.failed" ] && return 1  # the suite stops: the rest is not started
+    fi
   done
   [ ! -s "$OUT/beside.failed" ]
+}
+
+is_gate() { local l; for l in "${GATE[@]}"; do [ "$l" = "$1" ] && return 0; done; return 1; }
+
+# Before GATED: the GATE layers running beside have ended (bounded by the background job
+# itself: it writes gate.done or exits), and none failed; else the suite stops here.
+wait_gate() {
+  local pid=$1 layer
+  [ -n "$pid" ] || return 0
+  echo "---- waiting for ${GATE[*]} (beside) to pass before $GATED"
+  while [ ! -e "$OUT/gate.done" ] && kill -0 "$pid" 2>/dev/null; do sleep 1; done
+  while read -r layer; do is_gate "$layer" && return 1; done <"$OUT/beside.failed"
+  return 0
 }
 
 # The background layers end before the suite does (pass or fail): nothing of them is left running.
@@ -209,6 +237,7 @@ mode=given
 if [ "${layers[0]:-all}" = all ]; then layers=("${ALL[@]}"); mode=all; fi
 [ "${MLOPS_TEST_SERIAL:-0}" = 1 ] && mode=given
 : >"$OUT/summary.txt"
+rm -f "$OUT/gate.done" "$OUT/beside.failed"
 total=$SECONDS
 beside_pid="" beside_layers=()
 for layer in "${layers[@]}"; do
@@ -223,8 +252,13 @@ for layer in "${layers[@]}"; do
     # One `up` before both sides, so they never race to start the sandbox.
     mlops-sandbox up || failed "$layer"
     echo "---- ${beside_layers[*]}: started beside the next layers, one after the other (output: .build/test-logs/<layer>.out)"
+    : >"$OUT/beside.failed"
     run_beside "${beside_layers[@]}" &
     beside_pid=$!
+  fi
+  if [ "$mode" = all ] && [ "$layer" = "$GATED" ] && ! wait_gate "$beside_pid"; then
+    join_beside "$beside_pid"
+    failed "$(paste -sd, "$OUT/beside.failed")"
   fi
   if ! run_layer "$layer"; then
     join_beside "$beside_pid"
