@@ -19,6 +19,7 @@ import json
 import urllib.parse
 from dataclasses import dataclass
 
+import boto3
 import parliament
 from cloudsplaining.command.scan_policy_file import scan_policy
 from cloudsplaining.shared.exclusions import DEFAULT_EXCLUSIONS_CONFIG
@@ -184,3 +185,12 @@ def ci_deployer(aws) -> dict:
         RoleArn=role["Arn"], RoleSessionName="github-local-1", WebIdentityToken=web_identity_token(GITHUB_SUB)
     )
     return answer["Credentials"]
+
+
+def client_as(creds: dict, env: dict, service: str):
+    """A boto3 client of the sandbox signed with an STS session's ``creds`` (``Credentials``)."""
+    return boto3.client(
+        service, endpoint_url=env.get(f"AWS_ENDPOINT_URL_{service.upper()}", env["AWS_ENDPOINT_URL"]),
+        region_name=env["AWS_REGION"], aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"], aws_session_token=creds["SessionToken"],
+    )  # fmt: skip

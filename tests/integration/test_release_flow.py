@@ -53,7 +53,7 @@ from mlops_sandbox.config import Config
 
 from .conftest import BIN, ROOT, sandbox_env
 from .deploy_support import RegistryClient, ecr_credentials, ensure_repository
-from .iam_proof import IDENTITIES, attached, ci_deployer, lint, prove
+from .iam_proof import IDENTITIES, attached, ci_deployer, client_as, lint, prove
 from .loadgen import ConstantLoad, summarize
 
 INVENTORY = ROOT / "inventories" / "local"
@@ -228,13 +228,7 @@ def fleet(aws, tmp_path_factory):
     fleet.env = {**env, "AWS_ACCESS_KEY_ID": creds["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": creds["SecretAccessKey"],
                  "AWS_SESSION_TOKEN": creds["SessionToken"]}  # fmt: skip
     fleet.ci_key = creds["AccessKeyId"]
-    import boto3
-
-    ecr = boto3.client(
-        "ecr", endpoint_url=env.get("AWS_ENDPOINT_URL_ECR", env["AWS_ENDPOINT_URL"]), region_name=env["AWS_REGION"],
-        aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
-        aws_session_token=creds["SessionToken"],
-    )  # fmt: skip
+    ecr = client_as(creds, env, "ecr")
     ensure_repository(aws("ecr"), REPOSITORY)  # provision.yml made it: no call of CI's
     client = RegistryClient(work / "docker", ecr_credentials(ecr))
     client.login()

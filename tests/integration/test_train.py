@@ -9,14 +9,13 @@ from __future__ import annotations
 import json
 import time
 
-import boto3
 import pytest
 
 from mlops_sandbox.client import Sandbox
 
 from .conftest import ROOT, assert_play_ok
 from .deploy_support import RegistryClient, ecr_credentials, ensure_repository, run
-from .iam_proof import IDENTITIES, TRAINING, attached, ci_deployer, disallowed, lint, prove
+from .iam_proof import IDENTITIES, TRAINING, attached, ci_deployer, client_as, disallowed, lint, prove
 
 INVENTORY = ROOT / "inventories" / "local"
 PLAYBOOKS = ROOT / "playbooks"
@@ -44,12 +43,7 @@ def registry(aws, aws_env, resources, tmp_path_factory):
     ensure_repository(aws("ecr"), "titanic-train")  # train_resources.yml made it: no call of CI's
     began = time.time()
     creds = ci_deployer(aws)
-    ecr = boto3.client(
-        "ecr", endpoint_url=aws_env.get("AWS_ENDPOINT_URL_ECR", aws_env["AWS_ENDPOINT_URL"]),
-        region_name=aws_env["AWS_REGION"], aws_access_key_id=creds["AccessKeyId"],
-        aws_secret_access_key=creds["SecretAccessKey"], aws_session_token=creds["SessionToken"],
-    )  # fmt: skip
-    client = RegistryClient(tmp_path_factory.mktemp("docker"), ecr_credentials(ecr))
+    client = RegistryClient(tmp_path_factory.mktemp("docker"), ecr_credentials(client_as(creds, aws_env, "ecr")))
     client.login()
     client.ci_began = began
     yield client
