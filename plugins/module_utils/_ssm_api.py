@@ -19,7 +19,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
+
 from ansible_collections.mlops.deploy.plugins.module_utils import _ssm_run as rules
+
+# DescribeInstanceProperties' largest page (DescribeInstanceInformation's: 50).
+PROPERTIES_PAGE_MAX = 1000
+# How SSM and IAM say a role may not make a call.
+DENIED_CODES = ("AccessDeniedException", "AccessDenied")
 
 # Errors worth a retry besides the ones AWSRetry knows (SSM says ThrottlingException).
 RETRY_EXTRA_CODES = ["ThrottlingException"]
@@ -65,6 +72,7 @@ class SsmApi:
         self._clients = {"ec2": ec2, "logs": logs, "elbv2": elbv2}
         self.region = region
         self._retry = retry or (lambda function: function)
+        self.properties_allowed = True  # False once DescribeInstanceProperties was refused
 
     def _client(self, name: str) -> Any:
         client = self._clients[name]
@@ -112,6 +120,40 @@ class SsmApi:
             found.extend(answer.get("InstanceInformationList", []))
         return found
 
+    def agents(self, instance_ids: list[str]) -> list[dict]:
+        """What SSM knows of these instances' agents (InstanceId, PingStatus,
+        LastPingDateTime; an instance it does not manage is left out). Up to 50: one
+        DescribeInstanceInformation call by their IDs. More: the region's managed nodes
+        from DescribeInstanceProperties, 1,000 a page, read until every one is found (one
+        call for a fleet of 1,000 instead of 20); DescribeInstanceInformation 50 a call
+        when the role may not call it (``ssm:DescribeInstanceProperties``)."""
+        if len(instance_ids) <= rules.DESCRIBE_INFO_FILTER_VALUES_MAX or not self.properties_allowed:
+            return self.instance_information(instance_ids)
+        try:
+            return self.instance_properties(instance_ids)
+        except is_boto3_error_code(DENIED_CODES):
+            self.properties_allowed = False
+            return self.instance_information(instance_ids)
+
+    def instance_properties(self, instance_ids: list[str]) -> list[dict]:
+        """The InstanceProperties of these instances: the region's managed nodes, page
+        after page until all of them were seen (or the listing ends)."""
+        wanted = set(instance_ids)
+
+        def listing() -> list[dict]:
+            found: dict[str, dict] = {}
+            pages = self.ssm.get_paginator("describe_instance_properties").paginate(
+                PaginationConfig={"PageSize": PROPERTIES_PAGE_MAX}
+            )
+            for page in pages:
+                listed = page.get("InstanceProperties", [])
+                found.update((p["InstanceId"], p) for p in listed if p["InstanceId"] in wanted)
+                if len(found) == len(wanted):
+                    break
+            return list(found.values())
+
+        return self._retry(listing)()
+
     def silent_instances(self) -> list[dict]:
         """The region's instances whose agent is not Online (ConnectionLost, Inactive): a
         page or so, whatever the fleet's size."""
@@ -158,6 +200,22 @@ class SsmApi:
             self.ssm, "list_command_invocations", rules.LIST_PAGE_MAX, CommandId=command_id, Details=details
         )
         return answer.get("CommandInvocations", [])
+
+    def invocations_of(self, command_id: str, instance_ids: list[str], workers: int = 10) -> list[dict]:
+        """The invocation (Details) of each of these instances: one ListCommandInvocations
+        call each, up to ``workers`` side by side."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        def one(instance_id: str) -> list[dict]:
+            answer = self.ssm.list_command_invocations(
+                aws_retry=True, CommandId=command_id, InstanceId=instance_id, Details=True
+            )
+            return answer.get("CommandInvocations", [])
+
+        if len(instance_ids) <= 1:
+            return [entry for instance_id in instance_ids for entry in one(instance_id)]
+        with ThreadPoolExecutor(max_workers=min(workers, len(instance_ids))) as pool:
+            return [entry for found in pool.map(one, instance_ids) for entry in found]
 
     def cancel_command(self, command_id: str, instance_ids: list[str] | None = None) -> None:
         """CancelCommand: the whole command, or only these instances' invocations."""

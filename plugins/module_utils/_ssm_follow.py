@@ -31,6 +31,12 @@ MISSING_GRACE = 5.0
 
 DONE, TIMEOUT, LOST = "done", "timeout", "lost"
 
+# A command of more than EARLY_READ_PAGES pages is read while it runs, once at most
+# EARLY_READ_LEFT of its invocations are left: at its end, only the invocations still
+# running then are read (one call each, side by side), not every page one after the other.
+EARLY_READ_PAGES = 4
+EARLY_READ_LEFT = 25
+
 
 @dataclass
 class Poll:
@@ -57,8 +63,9 @@ class Follower:
     ListCommandInvocations, which gives every instance's Status at each poll.
     Bigger: polls ListCommands (one call for up to 50 commands), whose counters say
     how many invocations completed, and lists each command's invocations (50 a page)
-    once, when that command is over. The delay between polls comes from
-    ``_ssm_run.PollSchedule``.
+    once, when that command is over; a command of more than ``EARLY_READ_PAGES`` pages is
+    listed once ``EARLY_READ_LEFT`` or fewer are left, and at its end only the ones still
+    running then are read. The delay between polls comes from ``_ssm_run.PollSchedule``.
     """
 
     def __init__(
@@ -81,6 +88,7 @@ class Follower:
         self.lost: dict[str, str] = {}  # instance ID -> why a watcher gave up on it
         self.owners: dict[str, str] = {}  # instance ID -> the command that targets it
         self.left: dict[str, tuple[int, list[str]]] = {}  # open command -> (invocations not done, its instances)
+        self.early: dict[str, tuple[int, dict[str, dict], list[str]]] = {}  # read early: (targets, over, running)
 
     def follow(self, sends: list[dict], expected: list[str], deadline: float, label: tuple | None = None) -> str:
         """Poll until done, ``deadline`` (clock time) or every running instance lost.
@@ -90,7 +98,7 @@ class Follower:
         output) as soon as that command is over, and kept in ``self.finished``: when the
         last one ends, only its own command remains to be read.
         """
-        self.lost, self.left = {}, {}
+        self.lost, self.left, self.early = {}, {}, {}
         command_ids = [send["command_id"] for send in sends]
         self.owners = {}
         for sent in sends:
@@ -173,10 +181,14 @@ class Follower:
         for command in commands:
             cid = command["CommandId"]
             if cid not in self.finished and rules.commands_terminal([command], [cid]):
-                self.finished[cid] = self.api.list_invocations(cid, details=True)
+                self.finished[cid] = self.read_over(cid)
             elif cid not in self.finished:
-                left = int(command.get("TargetCount") or 0) - int(command.get("CompletedCount") or 0)
+                targets = int(command.get("TargetCount") or 0)
+                left = targets - int(command.get("CompletedCount") or 0)
                 self.left[cid] = (left, [i for i, owner in self.owners.items() if owner == cid])
+                big = targets > EARLY_READ_PAGES * rules.LIST_PAGE_MAX
+                if big and left <= EARLY_READ_LEFT and cid not in self.early:
+                    self.read_early(cid, targets)
         return Poll(
             self.polls,
             elapsed,
@@ -185,6 +197,28 @@ class Follower:
             counters["completed"],
             running=[i for entry in self.left.values() for i in entry[1]],
         )
+
+    def read_early(self, command_id: str, targets: int) -> None:
+        """Every page of a command near its end: the invocations over are kept, the
+        instances of the others noted."""
+        over, running = {}, []
+        for entry in self.api.list_invocations(command_id, details=True):
+            if entry.get("Status") in rules.RUNNING_STATUSES:
+                running.append(entry["InstanceId"])
+            else:
+                over[entry["InstanceId"]] = entry
+        self.early[command_id] = (targets, over, running)
+
+    def read_over(self, command_id: str) -> list[dict]:
+        """The invocations of a command that is over: those read early and the ones still
+        running then, one call each; every page when it was not read early, or when the
+        early read did not list every target (SSM still creating them)."""
+        if command_id not in self.early:
+            return self.api.list_invocations(command_id, details=True)
+        targets, over, running = self.early.pop(command_id)
+        if len(over) + len(running) < targets:
+            return self.api.list_invocations(command_id, details=True)
+        return list(over.values()) + self.api.invocations_of(command_id, running)
 
 
 def only_missing_left(fold: dict, invocations: list[dict], elapsed: float) -> bool:

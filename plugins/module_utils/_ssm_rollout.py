@@ -85,9 +85,9 @@ def resolve_targets(
 
 
 def preflight(api: SsmApi, instance_ids: list[str], skip_offline: bool) -> tuple[list[str], list[dict]]:
-    """``(online, offline)`` from DescribeInstanceInformation; fails when an instance is
-    offline (unless ``skip_offline``) or when none is online."""
-    online, offline = rules.preflight(instance_ids, api.instance_information(instance_ids))
+    """``(online, offline)`` from what SSM knows of their agents (``SsmApi.agents``); fails
+    when an instance is offline (unless ``skip_offline``) or when none is online."""
+    online, offline = rules.preflight(instance_ids, api.agents(instance_ids))
     if offline and not skip_offline:
         raise rules.SsmRunError(rules.offline_message(offline, len(instance_ids)), offline=offline)
     if not online:

@@ -15,8 +15,10 @@ description:
     end. No SSH; the instances need only the SSM agent and an instance profile.
   - "Before anything is sent: the targets are resolved (tags through C(ec2:DescribeInstances),
     running instances only) and each one is checked to be managed by SSM and C(Online)
-    (C(ssm:DescribeInstanceInformation)). An empty resolution, an offline instance or bad
-    input fails with a message that says what to fix, and nothing is sent."
+    (C(ssm:DescribeInstanceInformation) by ID up to 50 instances; more, the region's managed
+    nodes from C(ssm:DescribeInstanceProperties), 1,000 a call, read until every target is
+    found, or C(ssm:DescribeInstanceInformation) 50 a call when the role may not call it). An
+    empty resolution, an offline instance or bad input fails with a message that says what to fix, and nothing is sent."
   - "Rolling batches: O(batches) splits the fleet the way the play keyword C(serial) does, for
     example V([1, \"25%\", \"100%\"]): a canary, then a quarter of the fleet, then the rest. Each
     batch is a command of its own and must end with B(every) invocation C(Success) before the
@@ -283,7 +285,8 @@ notes:
     longer than SSM keeps). When a recap cannot be read, an instance that ran counts as changed.
     With other documents, RV(changed) is true when the command ran anywhere."
   - "IAM: C(ssm:SendCommand), C(ssm:ListCommands), C(ssm:ListCommandInvocations),
-    C(ssm:CancelCommand), C(ssm:DescribeInstanceInformation), C(ec2:DescribeInstances) (with
+    C(ssm:CancelCommand), C(ssm:DescribeInstanceInformation), optionally
+    C(ssm:DescribeInstanceProperties) (fleets of more than 50), C(ec2:DescribeInstances) (with
     O(targets), and to see a host stop mid-run: without it, C(PingStatus) alone says) and, with
     O(cloudwatch_log_group), C(logs:DescribeLogGroups),
     C(logs:DescribeLogStreams), C(logs:GetLogEvents) and C(logs:FilterLogEvents); with

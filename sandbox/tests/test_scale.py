@@ -58,6 +58,42 @@ def test_120_instances_by_tag_with_pagination(aws, ssm, control, scale_fleet):
     assert control.calls()["calls"] == {"DescribeInstanceInformation": 3}
 
 
+def test_instance_properties_list_a_thousand_a_page(ssm, control, scale_fleet):
+    """DescribeInstanceProperties: the same nodes as DescribeInstanceInformation, up to 1,000
+    a page; filters narrow it; a page size outside 5-1000 and an unknown key are refused."""
+    name, ids = scale_fleet
+    control.reset_calls()
+    answer = ssm.describe_instance_properties(MaxResults=1000)
+    listed = {p["InstanceId"]: p for p in answer["InstanceProperties"]}
+    assert set(ids) <= set(listed)
+    assert "NextToken" not in answer
+    assert control.calls()["calls"] == {"DescribeInstanceProperties": 1}
+    assert {listed[i]["Name"] for i in ids} == {name}
+    assert {listed[i]["PingStatus"] for i in ids} == {"Online"}
+
+    first = ssm.describe_instance_properties(MaxResults=100)
+    rest = ssm.describe_instance_properties(MaxResults=1000, NextToken=first["NextToken"])
+    assert len(first["InstanceProperties"]) == 100
+    assert {p["InstanceId"] for p in first["InstanceProperties"] + rest["InstanceProperties"]} == set(listed)
+
+    chosen = ssm.describe_instance_properties(InstancePropertyFilterList=[{"key": "InstanceIds", "valueSet": ids[:3]}])[
+        "InstanceProperties"
+    ]
+    assert sorted(p["InstanceId"] for p in chosen) == ids[:3]
+    lost = ssm.describe_instance_properties(
+        FiltersWithOperator=[{"Key": "PingStatus", "Values": ["Online"], "Operator": "NotEqual"}]
+    )["InstanceProperties"]
+    assert not set(ids) & {p["InstanceId"] for p in lost}
+
+    for bad, code in (
+        ({"MaxResults": 1001}, "ValidationException"),
+        ({"InstancePropertyFilterList": [{"key": "ResourceType", "valueSet": ["EC2Instance"]}]}, "InvalidFilterKey"),
+    ):
+        with pytest.raises(ssm.exceptions.ClientError) as caught:
+            ssm.describe_instance_properties(**bad)
+        assert caught.value.response["Error"]["Code"] == code, bad
+
+
 def test_simulated_instances_look_like_real_ones(ssm, control, scale_fleet):
     _name, real_ids = scale_fleet
     name = f"sim-{uuid.uuid4().hex[:6]}"

@@ -35,6 +35,14 @@ INSTANCE_FILTER_KEYS = (
     "ResourceType",
     "AssociationStatus",
 )
+# DescribeInstanceProperties: its filter keys (InstancePropertyFilterKey) and the InstanceProperty
+# field each compares; the operators of FiltersWithOperator.
+PROPERTY_FILTER_FIELDS = {"InstanceIds": "InstanceId", "PingStatus": "PingStatus", "PlatformTypes": "PlatformType"}
+PROPERTY_OPERATORS = {
+    "Equal": lambda value, values: value in values,
+    "NotEqual": lambda value, values: value not in values,
+    "BeginWith": lambda value, values: any(str(value).startswith(v) for v in values),
+}
 NOTIFICATION_CONFIG = {"NotificationArn": "", "NotificationEvents": [], "NotificationType": ""}
 
 
@@ -109,6 +117,7 @@ class Api:
             "GetCommandInvocation": self.get_command_invocation,
             "CancelCommand": self.cancel_command,
             "DescribeInstanceInformation": self.describe_instance_information,
+            "DescribeInstanceProperties": self.describe_instance_properties,
         }
 
     def handles(self, action: str) -> bool:
@@ -440,6 +449,42 @@ class Api:
                 infos = [info for info in infos if info.get(fields.get(key, key)) in values]
         chunk, token = page(infos, req, "instances")
         answer: dict = {"InstanceInformationList": chunk}
+        if token:
+            answer["NextToken"] = token
+        return answer
+
+    # -- DescribeInstanceProperties -------------------------------------------------------
+    def describe_instance_properties(self, req: dict, account: str) -> dict:
+        """The managed nodes, up to 1,000 a page (DescribeInstanceInformation: 50), with the
+        filters of InstancePropertyFilterList (equality) or FiltersWithOperator."""
+        legacy, with_operator = req.get("InstancePropertyFilterList") or [], req.get("FiltersWithOperator") or []
+        if legacy and with_operator:
+            raise SsmError(
+                "InvalidFilterKey",
+                "InstancePropertyFilterList and FiltersWithOperator cannot be used in the same request",
+            )
+        conditions = [(f["key"], f["valueSet"], "Equal") for f in legacy]
+        conditions += [(f["Key"], f["Values"], f.get("Operator") or "Equal") for f in with_operator]
+        for key, values, operator in conditions:
+            if key not in PROPERTY_FILTER_FIELDS:
+                raise SsmError(
+                    "InvalidFilterKey",
+                    f"{key} is not a filter key this sandbox answers (one of {', '.join(PROPERTY_FILTER_FIELDS)})",
+                )
+            if operator not in PROPERTY_OPERATORS:
+                known = ", ".join(PROPERTY_OPERATORS)
+                raise SsmError("InvalidFilterValue", f"operator {operator} is not one of {known}")
+            if key == "InstanceIds":
+                bad = [v for v in values if not shapes.valid_instance_id(v)]
+                if bad:
+                    raise invalid_instance_ids(bad, account)
+        now = time.time()
+        with self.engine.lock:
+            props = [i.properties(now, self.engine.ping_timeout) for i in self._mine(account).values()]
+        for key, values, operator in conditions:
+            props = [p for p in props if PROPERTY_OPERATORS[operator](p.get(PROPERTY_FILTER_FIELDS[key]), values)]
+        chunk, token = page(props, req, "properties")
+        answer: dict = {"InstanceProperties": chunk}
         if token:
             answer["NextToken"] = token
         return answer

@@ -90,6 +90,14 @@ class Instance:
             "SourceType": "AWS::EC2::Instance",
         }
 
+    def properties(self, now: float, timeout: float) -> dict:
+        """The InstanceProperty shape of DescribeInstanceProperties: the agent's facts of
+        ``information`` (less IsLatestVersion) and the Name tag. EC2's own fields
+        (InstanceType, InstanceState) are left out: EC2 is moto's, not this registry's."""
+        prop = {k: v for k, v in self.information(now, timeout).items() if k != "IsLatestVersion"}
+        prop["Name"] = self.name
+        return prop
+
 
 class Registry:
     def __init__(self, path: Path, lock: threading.RLock, default_account: str = "") -> None:

@@ -98,6 +98,62 @@ def test_instance_information_asks_fifty_ids_a_filter():
     assert [len(kwargs["Filters"][0]["Values"]) for _op, kwargs in ssm.calls] == [50, 50, 20]
 
 
+def properties(*ids, token=None):
+    page = {"InstanceProperties": [{"InstanceId": i, "PingStatus": "Online", "Name": "web"} for i in ids]}
+    if token:
+        page["NextToken"] = token
+    return page
+
+
+def test_agents_of_a_large_fleet_are_read_a_thousand_a_page_until_all_are_found():
+    """1,200 targets among the region's managed nodes: two DescribeInstanceProperties pages
+    (1,000 each), the third never asked for; only the targets come back."""
+    ids = ["i-%017x" % n for n in range(1200)]
+    others = ["i-%017x" % (9000 + n) for n in range(300)]
+    ssm = RecordedSSM(
+        describe_instance_properties=[
+            properties(*(others + ids[:700]), token="p2"),
+            properties(*ids[700:], token="p3"),
+        ]
+    )
+    found = api(ssm).agents(ids)
+    assert sorted(a["InstanceId"] for a in found) == ids
+    assert [(op, kwargs.get("NextToken"), kwargs["MaxResults"]) for op, kwargs in ssm.calls] == [
+        ("describe_instance_properties", None, 1000),
+        ("describe_instance_properties", "p2", 1000),
+    ]
+
+
+def test_agents_of_up_to_fifty_are_asked_by_their_ids():
+    ssm = RecordedSSM(describe_instance_information=[online(I1, I2)])
+    assert [a["InstanceId"] for a in api(ssm).agents([I1, I2])] == [I1, I2]
+    assert ssm.operations() == ["describe_instance_information"]
+
+
+def test_agents_fall_back_to_fifty_a_call_when_the_role_may_not_list_properties():
+    """A role without ssm:DescribeInstanceProperties: DescribeInstanceInformation by IDs, and
+    the refused call is not tried again by the same api."""
+    ids = ["i-%017x" % n for n in range(60)]
+    denied = ssm_error("AccessDeniedException", "not authorized to perform: ssm:DescribeInstanceProperties", "X")
+    ssm = RecordedSSM(
+        describe_instance_properties=[denied],
+        describe_instance_information=[online(*ids[:50]), online(*ids[50:]), online(*ids[:50]), online(*ids[50:])],
+    )
+    connected = api(ssm)
+    assert len(connected.agents(ids)) == 60
+    assert len(connected.agents(ids)) == 60
+    assert ssm.operations() == ["describe_instance_properties"] + ["describe_instance_information"] * 4
+
+
+def test_agents_say_nothing_of_an_instance_ssm_does_not_manage():
+    """The listing ends without one target: it is left out (the pre-flight calls it not managed)."""
+    ids = ["i-%017x" % n for n in range(51)]
+    ssm = RecordedSSM(describe_instance_properties=[properties(*ids[1:])])
+    online_ids, offline = preflight(api(ssm), ids, skip_offline=True)
+    assert online_ids == ids[1:]
+    assert offline == [{"instance_id": ids[0], "ping_status": None, "reason": "not managed by SSM"}]
+
+
 def test_the_commands_of_a_batch_are_listed_until_all_are_found():
     ssm = RecordedSSM(
         list_commands=[
@@ -304,6 +360,62 @@ def test_a_fleet_of_several_commands_is_followed_by_their_counters():
     assert sorted(follower.finished) == sorted([CMD, C2])  # each listed once, when it ended
     assert ssm.operations().count("list_command_invocations") == 2
     assert "30 completed" in lines[0]
+
+
+def big_command_answers(ids, running, early_listed=None):
+    """A 300-instance tag command: its counters say 20 left (the early read), then over."""
+    early_listed = ids if early_listed is None else early_listed
+    pages = [
+        invocations(
+            *[invocation(i, "InProgress" if i in running else "Success") for i in early_listed[n : n + 50]],
+            token="p%d" % (n + 50) if n + 50 < len(early_listed) else None,
+        )
+        for n in range(0, len(early_listed), 50)
+    ]
+    return RecordedSSM(
+        list_commands=[
+            {"Commands": [command(CMD, "InProgress", 300, 280)]},
+            {"Commands": [command(CMD, "Success", 300, 300)]},
+        ],
+        list_command_invocations=pages,
+    )
+
+
+def test_a_big_command_is_read_near_its_end_and_only_its_last_running_ones_after():
+    """Six pages read once 20 are left; at its end, one call for each of the 20 still
+    running then (side by side), not the six pages again."""
+    ids = ["i-%017x" % n for n in range(300)]
+    running = ids[100:120]
+    ssm = big_command_answers(ids, running)
+    ssm.answers["list_command_invocations"] += [
+        invocations(invocation(i, "Success", rc=0, output=RECAP_OK, end=9)) for i in sorted(running)
+    ]
+    clock = FakeClock()
+    follower = Follower(api(ssm), clock, clock.sleep)
+    assert follower.follow([{"command_id": CMD}], ids, deadline=600) == DONE
+    listed = follower.finished[CMD]
+    assert sorted(i["InstanceId"] for i in listed) == ids
+    assert {i["InstanceId"] for i in listed if i["Status"] != "Success"} == set()
+    one_by_one = [kwargs for op, kwargs in ssm.calls if op == "list_command_invocations" and "InstanceId" in kwargs]
+    assert sorted(kwargs["InstanceId"] for kwargs in one_by_one) == sorted(running)
+    assert all(kwargs["Details"] is True for kwargs in one_by_one)
+    assert ssm.operations().count("list_command_invocations") == 6 + 20
+
+
+def test_an_early_read_missing_invocations_is_not_trusted_and_every_page_is_read_at_the_end():
+    """SSM listed 250 of the 300 invocations when it was read early (still creating them):
+    at the end every page is read again, rather than 50 instances reported as not run."""
+    ids = ["i-%017x" % n for n in range(300)]
+    ssm = big_command_answers(ids, running=set(), early_listed=ids[:250])
+    ssm.answers["list_command_invocations"] += [
+        invocations(*[invocation(i, "Success") for i in ids[n : n + 50]], token="q%d" % n if n < 250 else None)
+        for n in range(0, 300, 50)
+    ]
+    clock = FakeClock()
+    follower = Follower(api(ssm), clock, clock.sleep)
+    assert follower.follow([{"command_id": CMD}], ids, deadline=600) == DONE
+    assert sorted(i["InstanceId"] for i in follower.finished[CMD]) == ids
+    assert ssm.operations().count("list_command_invocations") == 5 + 6
 
 
 # --------------------------------------------------------------------------- the whole rollout
