@@ -402,6 +402,29 @@ def test_a_big_command_is_read_near_its_end_and_only_its_last_running_ones_after
     assert ssm.operations().count("list_command_invocations") == 6 + 20
 
 
+def test_the_wait_between_polls_runs_from_the_start_of_the_last_one():
+    """The early read took 0.6 s, longer than the 0.25 s the schedule asks between polls:
+    the next poll comes at once, not 0.25 s after the read."""
+    ids = ["i-%017x" % n for n in range(300)]
+    running = ids[100:120]
+    ssm = big_command_answers(ids, running)
+    ssm.answers["list_command_invocations"] += [
+        invocations(invocation(i, "Success", rc=0, output=RECAP_OK, end=9)) for i in sorted(running)
+    ]
+    clock, the_api = FakeClock(), api(ssm)
+    every_page = the_api.list_invocations
+
+    def slow_pages(*args, **kwargs):
+        clock.now += 0.6
+        return every_page(*args, **kwargs)
+
+    the_api.list_invocations = slow_pages
+    follower = Follower(the_api, clock, clock.sleep)
+    assert follower.follow([{"command_id": CMD}], ids, deadline=600) == DONE
+    assert clock.sleeps == [0.25, 0.0]
+    assert follower.polls == 2
+
+
 def test_an_early_read_missing_invocations_is_not_trusted_and_every_page_is_read_at_the_end():
     """SSM listed 250 of the 300 invocations when it was read early (still creating them):
     at the end every page is read again, rather than 50 instances reported as not run."""
