@@ -41,6 +41,7 @@ def argument_spec() -> dict:
         "cloudwatch_log_group": {"type": "str"},
         "timeout": {"type": "int", "default": 3600},
         "poll_max_interval": {"type": "float", "default": 5.0},
+        "host_check_interval": {"type": "float", "default": 60.0},
         "skip_offline": {"type": "bool", "default": False},
         "tail_lines": {"type": "int", "default": 20},
         "output_filter": {"type": "str"},
@@ -53,6 +54,8 @@ SPEC_RULES = {
     "required_one_of": [["instance_ids", "targets", "inventory_hosts"]],
 }
 DEFAULT_COMMENT = "mlops.deploy.ssm_run_playbook"
+# The shortest wait between two looks at the running instances' agents and EC2 states.
+HOST_CHECK_INTERVAL_MIN = 5
 
 
 @dataclass
@@ -79,6 +82,7 @@ class RolloutOptions:
     cloudwatch_log_group: str | None
     timeout: int
     poll_max_interval: float
+    host_check_interval: float
     skip_offline: bool
     tail_lines: int
     output_filter: str | None
@@ -119,6 +123,12 @@ class RolloutOptions:
                 raise rules.SsmRunError("%s must be %d or more, not %s" % (name, low, getattr(self, name)))
         if self.poll_max_interval < 0.25:
             raise rules.SsmRunError("poll_max_interval must be 0.25 seconds or more")
+        if self.host_check_interval < HOST_CHECK_INTERVAL_MIN:
+            raise rules.SsmRunError(
+                "host_check_interval must be %d seconds or more, not %s (DescribeInstanceInformation is "
+                "a listing: a look every few seconds at a large fleet reaches SSM's rate limits)"
+                % (HOST_CHECK_INTERVAL_MIN, self.host_check_interval)
+            )
         elbv2.check_options(self.target_groups)
         if self.comment and len(self.comment) > rules.COMMENT_MAX:
             raise rules.SsmRunError(

@@ -293,7 +293,7 @@ class Rollout:
         self.clock = clock
         self.sleep = sleep
         if watchers is None:
-            watchers = [HostWatcher(api, clock)]
+            watchers = [HostWatcher(api, clock, options.host_check_interval)]
         self.follower = Follower(api, clock, sleep, report, options.poll_max_interval, watchers)
         self.sent: list[str] = []  # command IDs, as soon as each is sent
 

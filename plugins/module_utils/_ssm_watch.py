@@ -33,8 +33,9 @@ from collections.abc import Callable
 from ansible_collections.mlops.deploy.plugins.module_utils import _ssm_run as rules
 from ansible_collections.mlops.deploy.plugins.module_utils._ssm_api import SsmApi
 
-# Seconds between two looks at the hosts (DescribeInstanceInformation is a listing:
-# once a minute keeps it far below SSM's rate limits at any fleet size).
+# Seconds between two looks at the hosts by default (ssm_run_playbook's
+# host_check_interval; DescribeInstanceInformation is a listing: once a minute keeps it
+# far below SSM's rate limits at any fleet size).
 WATCH_INTERVAL = 60.0
 # EC2 states of an instance that stopped running (pending is one that is starting).
 NOT_RUNNING = ["stopping", "stopped", "shutting-down", "terminated"]

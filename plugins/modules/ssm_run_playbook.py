@@ -63,11 +63,12 @@ description:
   - O(timeout) bounds the whole wait; when it expires the command is cancelled, and the
     result says so, with the status each instance had reached (RV(instances[].status_at_timeout)).
   - "A host that dies mid-run does not hold the rollout until O(timeout): while invocations are
-    in progress, at most once a minute, the module reads those instances' C(PingStatus)
-    (C(DescribeInstanceInformation), 50 a call) and EC2 state (C(DescribeInstances)). An instance
-    whose agent SSM no longer hears from (C(ConnectionLost), some minutes after its last word),
-    or that is not running any more, has its invocation cancelled and fails its batch as
-    C(lost), with why (RV(instances[].lost_reason)); the others run to their end."
+    in progress, once every O(host_check_interval) seconds (a minute by default), the module reads
+    those instances' C(PingStatus) (C(DescribeInstanceInformation), 50 a call) and EC2 state
+    (C(DescribeInstances)). An instance whose agent SSM no longer hears from (C(ConnectionLost),
+    some minutes after its last word), or that is not running any more, has its invocation
+    cancelled and fails its batch as C(lost), with why (RV(instances[].lost_reason)); the others
+    run to their end."
 author:
   - mlops.deploy developers (@mlops-deploy)
 options:
@@ -219,6 +220,17 @@ options:
         to this while nothing changes.
     type: float
     default: 5.0
+  host_check_interval:
+    description:
+      - While invocations run, seconds between two looks at those instances' SSM agents
+        (C(DescribeInstanceInformation), 50 a call) and EC2 states (C(DescribeInstances)); the first
+        look comes this long into a batch. An instance whose agent is no longer C(Online), or that
+        stopped running, ends as a failure naming it and its invocation is cancelled, instead of
+        the rollout waiting for its O(timeout).
+      - At least 5. A dead host is named within about this plus the time SSM takes to mark its
+        agent C(ConnectionLost).
+    type: float
+    default: 60.0
   skip_offline:
     description:
       - When some targets are not managed by SSM or not C(Online), run on the others and report

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 import uuid
 
 import pytest
 from botocore.exceptions import ClientError
 
-from .conftest import BIN, boto_client
+from .conftest import BIN, boto_client, invocations, wait_command
 
 
 @pytest.fixture
@@ -97,7 +98,7 @@ def test_faults_and_calls_from_the_command_line(sandbox_env, clean_faults):
     assert cli("calls") == {"calls": {"ListDocuments": 2}, "throttled": {"ListDocuments": 1}, "total": 2}
     assert cli("calls", "--account", sandbox_env["MLOPS_SANDBOX_ACCOUNT_ID"])["total"] == 2
     assert cli("calls", "--account", "111111111111") == {"calls": {}, "throttled": {}, "total": 0}
-    assert cli("faults", "clear") == {"throttle": None, "delivery_delay": {}, "kill_on_start": {}}
+    assert cli("faults", "clear") == {"throttle": None, "delivery_delay": {}, "kill_on_start": {}, "released": 0}
     bad = subprocess.run(
         [str(BIN / "mlops-sandbox"), "faults", "throttle", "2"],
         env=sandbox_env,
@@ -136,3 +137,31 @@ def test_throttling_and_counting_narrowed_to_one_account(sandbox_env, clean_faul
     assert after["calls"]["ListCommands"] == before["calls"].get("ListCommands", 0) + 1
     assert after["throttled"] == before["throttled"]  # the default account's call went through
     assert mine.faults()["throttle"]["account"] == dev
+
+
+def test_clearing_a_delay_lets_go_the_deliveries_it_holds(control, ssm, clean_faults):
+    """A delay is fixed when a command is sent; `faults clear` ends it for the invocations
+    it holds at that moment too (an agent's and a simulated instance's), not only for the
+    commands sent later."""
+    name = f"held-{uuid.uuid4().hex[:6]}"
+    with control.fleet("light", 1, name=name, env="test") as light:
+        (sim,) = control.add_instances("simulated", 1, name=name, duration=0.5)
+        ids = [light[0]["instance_id"], sim["instance_id"]]
+        try:
+            control.delay_delivery(600, ids)
+            command_id = ssm.send_command(
+                InstanceIds=ids, DocumentName="AWS-RunShellScript", Parameters={"commands": ["true"]}
+            )["Command"]["CommandId"]
+            held = invocations(ssm, command_id)
+            assert {i: held[i]["Status"] for i in ids} == dict.fromkeys(ids, "Pending"), held
+            sent = time.monotonic()
+            answer = control.clear_faults()
+            # (both, unless the scheduler had not yet handed them out: then no delay holds them)
+            assert answer["delivery_delay"] == {}, answer
+            assert 0 <= answer["released"] <= 2, answer
+            done = wait_command(ssm, command_id, timeout=60)
+            took = time.monotonic() - sent
+            assert done["Status"] == "Success", done
+            assert took < 30, f"the held deliveries went {took:.0f}s after the clear ({answer})"
+        finally:
+            control.remove_instances(ids=[sim["instance_id"]])

@@ -45,6 +45,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import yaml
 
 from ansible_collections.mlops.deploy.plugins.module_utils._ssm_run import parse_recap
 from mlops_sandbox import calls
@@ -67,6 +68,11 @@ RECORDS = ROOT / ".build" / "test-logs" / "release-flow"
 REPOSITORY = "titanic-api"
 JACK = {"Pclass": 3, "Sex": "male", "Age": 22, "SibSp": 1, "Parch": 0, "Fare": 7.25, "Embarked": "S"}
 pytestmark = pytest.mark.timeout(1800)
+# The local inventory's rollout, with the running hosts looked at every 15 s.
+FAST_CHECKS = {
+    **yaml.safe_load((INVENTORY / "group_vars" / "all" / "release.yml").read_text())["release_rollout"],
+    "host_check_interval": 15,
+}
 
 
 class Fleet:
@@ -365,11 +371,12 @@ def test_4_tampered_bundle_is_refused_on_the_instance(fleet):
 
 def test_5_a_second_run_is_refused_naming_the_holder(fleet):
     control = Sandbox()
-    # The first run's canary waits 60 s for its agent (a slow delivery), so the first run
-    # holds the lock while the second one, which builds nothing, comes to it. The delay
-    # is fixed when a command is sent: clearing it lets the later batches go at once.
-    # Only this fleet's deliveries (the CI layer's pipelines may run beside, in other accounts).
-    control.delay_delivery(60, fleet.instances)
+    # The first run's canary waits for its agent (a slow delivery) until the second run,
+    # which builds nothing, has been refused: the first run holds the lock all along.
+    # Clearing the fault lets the held delivery go at once (the sandbox ends it too), and
+    # the later batches are not delayed. Only this fleet's deliveries (the CI layer's
+    # pipelines may run beside, in other accounts).
+    control.delay_delivery(600, fleet.instances)
     first = fleet.play(SITE, "-e", tag(fleet, "v1"), "-e", "release_deployed_by=alice", wait=False)
     try:
         deadline = time.monotonic() + 300
@@ -439,7 +446,8 @@ def test_7_an_instance_killed_mid_deploy_fails_the_release_naming_it_in_bounded_
         control.kill([victim], on="start", after=3)
         try:
             started = time.monotonic()
-            result = fleet.play(SITE, "-e", tag(fleet, "v2"))
+            # The hosts looked at every 15 s (the inventory's minute would cost the suite 45 s).
+            result = fleet.play(SITE, "-e", tag(fleet, "v2"), "-e", json.dumps({"release_rollout": FAST_CHECKS}))
             took = time.monotonic() - started
         finally:
             control.clear_faults()
@@ -450,7 +458,7 @@ def test_7_an_instance_killed_mid_deploy_fails_the_release_naming_it_in_bounded_
     assert result.returncode != 0, text
     assert f"{victim}: lost its SSM agent (ConnectionLost since" in text, text[-6000:]
     assert "its invocation was cancelled" in text
-    # Bounded: the watcher looks once a minute, the agent is ConnectionLost 20 s after its
+    # Bounded: the watcher looks every 15 s, the agent is ConnectionLost 20 s after its
     # last word; the whole run (build, canary, the batch, the rollback) well under the
     # rollout's timeout (3600 s) and under the 965 s a dead host used to cost.
     assert took < 400, f"the release took {took:.0f}s to fail"

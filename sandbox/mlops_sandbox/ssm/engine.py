@@ -212,6 +212,27 @@ class Engine:
                         self._finish(inv, "Undeliverable", now)
             self.wake.notify_all()
 
+    def release_held(self) -> int:
+        """Deliveries held by a delay fault go now (the faults were cleared): a delay is
+        fixed when a command is sent, so without this a cleared delay still holds the
+        invocations sent under it. Returns how many were held."""
+        now = time.time()
+        held = 0
+        with self.lock:
+            for command in self.active.values():
+                for inv in command.invocations.values():
+                    if inv.terminal or inv.started is not None or inv.not_before <= now:
+                        continue
+                    held += 1
+                    inv.not_before = now
+                    if inv.instance.kind == "simulated":
+                        if inv.sim_scheduled:  # _sim_start runs once: the later event finds it started
+                            self._at(now + SIM_LATENCY, lambda t, inv=inv: self._sim_start(inv, t))
+                    elif inv.instance.cond is not None:
+                        inv.instance.cond.notify_all()
+            self.wake.notify_all()
+        return held
+
     def instance_back(self, inst: Instance) -> None:
         with self.lock:
             self.wake.notify_all()

@@ -377,7 +377,10 @@ class Handler(BaseHTTPRequestHandler):
             ("POST", "/_sandbox/faults/offline"): lambda: {"offline": control.offline(body)},
             ("POST", "/_sandbox/faults/online"): lambda: {"online": control.online(body)},
             ("POST", "/_sandbox/faults/kill"): lambda: {"killed": control.kill(body)},
-            ("POST", "/_sandbox/faults/clear"): lambda: _done(faults.clear(), faults.state()),
+            # Clearing a delay also lets go the deliveries it holds now.
+            ("POST", "/_sandbox/faults/clear"): lambda: dict(
+                _done(faults.clear(), faults.state()), released=svc.api.engine.release_held()
+            ),
             ("GET", "/_sandbox/settings"): timing.state,
             ("POST", "/_sandbox/settings"): lambda: timing.update(body),
             ("POST", "/_sandbox/settings/reset"): timing.reset,

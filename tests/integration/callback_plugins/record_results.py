@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 from ansible.plugins.callback import CallbackBase
 
@@ -31,16 +32,29 @@ class CallbackModule(CallbackBase):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._path = os.environ.get("MLOPS_RECORD_RESULTS")
+        self._began = time.monotonic()
+        self._task_began = {}
+
+    def v2_playbook_on_task_start(self, task, is_conditional):
+        self._task_began[task._uuid] = time.monotonic()
+
+    def v2_playbook_on_handler_task_start(self, task):
+        self._task_began[task._uuid] = time.monotonic()
 
     def _record(self, status, result):
         if not self._path:
             return
         skipped = {"skipped": True} if status == "skipped" else {}
+        began = self._task_began.get(result.task._uuid, self._began)
         entry = {
             "status": status,
             "host": result.host.get_name(),
             "task": result.task.get_name(),
             "action": result.task.action,
+            # Where a run's time goes: when the task started (seconds into the run) and
+            # how long it took until this result.
+            "started": round(began - self._began, 2),
+            "seconds": round(time.monotonic() - began, 2),
             # A callback's copy of a result lacks the status keys the registered one has.
             "result": dict(result.result, failed=status in ("failed", "ignored"), **skipped),
         }

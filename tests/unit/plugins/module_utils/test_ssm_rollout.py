@@ -34,6 +34,7 @@ from ansible_collections.mlops.deploy.plugins.module_utils._ssm_rollout import (
     resolve_targets,
     send,
 )
+from ansible_collections.mlops.deploy.plugins.module_utils._ssm_watch import HostWatcher
 
 URL = "s3://releases/r42.zip"
 C2 = "1a2b3c4d-0000-4000-8000-000000000002"
@@ -587,6 +588,15 @@ def test_options_are_checked_before_any_call():
     with pytest.raises(rules.SsmRunError, match="poll_max_interval must be 0.25 seconds or more"):
         rollout(ssm, instance_ids=[I1], poll_max_interval=0.1).run()
     assert ssm.calls == []
+    with pytest.raises(rules.SsmRunError, match="host_check_interval must be 5 seconds or more, not 1.0"):
+        rollout(ssm, instance_ids=[I1], host_check_interval=1.0).run()
+    assert ssm.calls == []
+
+
+def test_the_host_check_interval_reaches_the_default_watcher():
+    for changes, interval in (({"host_check_interval": 15.0}, 15.0), ({}, 60.0)):
+        (watcher,) = Rollout(api(RecordedSSM()), options(instance_ids=[I1], **changes)).follower.watchers
+        assert (type(watcher), watcher.interval) == (HostWatcher, interval)
 
 
 # --------------------------------------------------------------------------- results
